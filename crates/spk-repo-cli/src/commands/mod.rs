@@ -1,0 +1,62 @@
+//! One module per command.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use spk_messaging_core::config::{self, Config, LoadOptions};
+
+use crate::exit::CmdResult;
+
+mod check_config;
+mod schema;
+
+/// What every command gets from the global options.
+#[derive(Debug)]
+pub struct Context {
+    pub config_file: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions::from_process(self.config_file.clone())
+    }
+
+    /// Loads the config; refuses on errors, listing every one; logs warnings.
+    #[allow(dead_code)]
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let (cfg, warnings) = config::load(&self.load_options())
+            .into_result()
+            .context("cannot use the SPK config (run `spk messaging check-config` for details)")?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCmd {}
+
+impl RepoCmd {
+    pub fn run(self, _ctx: &Context) -> CmdResult {
+        match self {}
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessagingCmd {
+    /// Prove the messaging config right: every problem at once.
+    CheckConfig(check_config::Args),
+    /// Print the JSON Schema of a message kind.
+    Schema(schema::Args),
+}
+
+impl MessagingCmd {
+    pub fn run(self, ctx: &Context) -> CmdResult {
+        match self {
+            MessagingCmd::CheckConfig(a) => check_config::run(ctx, a),
+            MessagingCmd::Schema(a) => schema::run(a),
+        }
+    }
+}

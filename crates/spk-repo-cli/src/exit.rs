@@ -1,0 +1,43 @@
+//! Exit codes, one place; documented in docs/exit-codes.md.
+
+/// Success.
+pub const OK: i32 = 0;
+/// A failure: bad config, bad input, an I/O error, or check-config found errors.
+pub const FAILURE: i32 = 1;
+/// Command-line usage error (clap's own code).
+pub const USAGE: i32 = 2;
+/// The index write lock could not be obtained (as SPK).
+pub const LOCK_BUSY: i32 = 3;
+/// Messages were not delivered: broker unreachable or a send failed.
+pub const NOT_DELIVERED: i32 = 4;
+/// wait-index: no recent status message, the indexer is taken to be down.
+pub const INDEXER_DOWN: i32 = 5;
+/// wait-index: no new status message within the listener timeout.
+pub const WAIT_TIMEOUT: i32 = 6;
+
+/// An error that carries its own exit code.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub error: Option<anyhow::Error>,
+}
+
+impl Exit {
+    pub fn code(code: i32) -> Self {
+        Exit { code, error: None }
+    }
+    pub fn with(code: i32, error: anyhow::Error) -> Self {
+        Exit {
+            code,
+            error: Some(error),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Exit {
+    fn from(e: anyhow::Error) -> Self {
+        Exit::with(FAILURE, e)
+    }
+}
+
+pub type CmdResult = Result<(), Exit>;

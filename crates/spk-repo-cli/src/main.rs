@@ -1,0 +1,76 @@
+//! `spk`: SPK repository index and messaging tools.
+//!
+//! Thin by design: each subcommand is a module under `commands/` that turns
+//! arguments into a library call and its result into output and an exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod exit;
+mod output;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spk",
+    version,
+    about = "SPK repository index and messaging tools"
+)]
+struct Cli {
+    /// Config file to use instead of /etc/spk.* and ~/.config/spk/spk.*
+    #[arg(long, global = true, env = "SPK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Repository commands: index, ls, send-event, indexer.
+    #[command(subcommand)]
+    Repo(commands::RepoCmd),
+    /// Messaging commands: check-config, schema, dev-broker, wait-index.
+    #[command(subcommand)]
+    Messaging(commands::MessagingCmd),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let ctx = commands::Context {
+        config_file: cli.config,
+    };
+    let result = match cli.command {
+        Top::Repo(c) => c.run(&ctx),
+        Top::Messaging(c) => c.run(&ctx),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(err) = e.error {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::from(u8::try_from(e.code).unwrap_or(1))
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The repository on disk and its index.

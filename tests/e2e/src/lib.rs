@@ -1,0 +1,1 @@
+//! End-to-end tests against a real broker; run by `cargo xtask test`.
