@@ -1,4 +1,22 @@
-//! `cargo xtask ...`: the project's own tasks.
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("no task yet")
+//! `cargo xtask ...`: the project's own tasks, in Rust so they run anywhere
+//! cargo does.
+//!
+//! - `test`: every test, including the end-to-end tier against a Tansu
+//!   broker this task installs (cached) and starts on a free port;
+//! - `bench`: benchmarks, figures printed;
+//! - `gen-repo`: a deterministic synthetic repository;
+//! - `demo`: the main job on the embedded dev broker.
+
+use anyhow::{bail, Result};
+
+mod util;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        bail!("usage: cargo xtask <test|bench|gen-repo|demo> [args]");
+    };
+    match task.as_str() {
+        other => bail!("unknown task {other:?}; expected test, bench, gen-repo or demo (args: {rest:?})"),
+    }
 }
