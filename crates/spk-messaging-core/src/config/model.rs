@@ -160,29 +160,56 @@ impl Config {
     /// Resolves `--repo`: a configured repository name, else a path or
     /// `file:` URL (relative to `cwd`). A path that is the address of a
     /// configured repository resolves to that repository.
-    pub fn resolve_repo(&self, repo: &str, cwd: &std::path::Path) -> Result<ResolvedRepo, ResolveError> {
+    pub fn resolve_repo(
+        &self,
+        repo: &str,
+        cwd: &std::path::Path,
+    ) -> Result<ResolvedRepo, ResolveError> {
         if let Some(r) = self.repositories.get(repo) {
-            let address = r
-                .address
-                .clone()
-                .ok_or_else(|| ResolveError::NoAddress { name: repo.to_string() })?;
-            return Ok(ResolvedRepo { name: repo.to_string(), address, config: r.clone(), configured: true });
+            let address = r.address.clone().ok_or_else(|| ResolveError::NoAddress {
+                name: repo.to_string(),
+            })?;
+            return Ok(ResolvedRepo {
+                name: repo.to_string(),
+                address,
+                config: r.clone(),
+                configured: true,
+            });
         }
-        let looks_like_path = repo.starts_with("file:") || repo.contains('/') || repo.starts_with('.');
+        let looks_like_path =
+            repo.starts_with("file:") || repo.contains('/') || repo.starts_with('.');
         if !looks_like_path {
             let names: Vec<&str> = self.repositories.keys().map(String::as_str).collect();
-            let known = if names.is_empty() { "none configured".to_string() } else { format!("configured: {}", names.join(", ")) };
+            let known = if names.is_empty() {
+                "none configured".to_string()
+            } else {
+                format!("configured: {}", names.join(", "))
+            };
             return Err(ResolveError::Unknown(repo.to_string(), known));
         }
         let address = RepoAddress::parse(repo, cwd)?;
-        if let Some((name, r)) = self.repositories.iter().find(|(_, r)| r.address.as_ref() == Some(&address)) {
-            return Ok(ResolvedRepo { name: name.clone(), address, config: r.clone(), configured: true });
+        if let Some((name, r)) = self
+            .repositories
+            .iter()
+            .find(|(_, r)| r.address.as_ref() == Some(&address))
+        {
+            return Ok(ResolvedRepo {
+                name: name.clone(),
+                address,
+                config: r.clone(),
+                configured: true,
+            });
         }
         let name = address
             .path()
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "repo".to_string());
-        Ok(ResolvedRepo { name, address, config: RepositoryConfig::default(), configured: false })
+        Ok(ResolvedRepo {
+            name,
+            address,
+            config: RepositoryConfig::default(),
+            configured: false,
+        })
     }
 }
