@@ -1,1 +1,24 @@
-//! Everything that touches Kafka.
+//! Everything that touches Kafka: producers built from SPK's channel config,
+//! routing of SPK's two messages to channels and topics, Kafka headers, the
+//! index status reporter, live checks of a channel, and an in-memory broker
+//! for development and tests. See `docs/kafka.md`.
+
+mod client;
+pub mod dev_broker;
+pub mod headers;
+pub mod live;
+mod producer;
+mod reporter;
+pub mod route;
+
+pub use client::{bootstrap_servers, client_config, ClientError};
+pub use dev_broker::{DevBroker, DevBrokerError};
+pub use headers::{MessageHeaders, MessageKind};
+pub use live::{check_channel, ChannelCheck};
+pub use producer::{
+    ChannelProducer, Delivery, FlushError, PendingDelivery, Producers, SendError, SendErrorKind,
+};
+pub use reporter::{status_reporter, status_reporter_with, KafkaStatusReporter, StatusSink};
+pub use route::{
+    route_index_status, route_package_events, IndexRoute, PackageRoute, PackageRoutes, RouteError,
+};

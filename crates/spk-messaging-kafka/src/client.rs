@@ -1,0 +1,124 @@
+//! Building librdkafka clients from a channel's config, and the context that
+//! turns librdkafka's logs and errors into tracing events.
+
+use std::sync::{Arc, Mutex};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+use spk_messaging_core::config::{expand_env, is_secret_property, ExpandError, KafkaChannelConfig};
+
+/// A channel's config cannot become a Kafka client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("channel {channel:?} has no brokers; set messaging[].kafka.brokers")]
+    NoBrokers { channel: String },
+    #[error("channel {channel:?}: property {key:?}: {source}")]
+    Property {
+        channel: String,
+        key: String,
+        #[source]
+        source: ExpandError,
+    },
+    /// librdkafka refused the configuration. The text is librdkafka's and
+    /// names the property, never a secret value.
+    #[error("channel {channel:?}: cannot create a Kafka client: {reason}")]
+    Create { channel: String, reason: String },
+}
+
+/// The bootstrap list as librdkafka takes it.
+pub fn bootstrap_servers(ch: &KafkaChannelConfig) -> String {
+    ch.brokers.join(",")
+}
+
+/// `bootstrap.servers` and the channel's `properties` (with `${VAR}`
+/// expanded), nothing role-specific: the base for producers, consumers and
+/// checks alike. `defaults` are set first, so properties override them.
+pub fn client_config(
+    ch: &KafkaChannelConfig,
+    defaults: &[(&str, String)],
+) -> Result<ClientConfig, ClientError> {
+    if ch.brokers.is_empty() {
+        return Err(ClientError::NoBrokers {
+            channel: ch.name.clone(),
+        });
+    }
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", bootstrap_servers(ch));
+    cc.set("client.id", format!("spk-{}", ch.name));
+    cc.set_log_level(RDKafkaLogLevel::Info);
+    for (k, v) in defaults {
+        cc.set(*k, v.as_str());
+    }
+    for (k, v) in &ch.properties {
+        let value = expand_env(v).map_err(|source| ClientError::Property {
+            channel: ch.name.clone(),
+            key: k.clone(),
+            source,
+        })?;
+        if is_secret_property(k) {
+            tracing::debug!(channel = %ch.name, property = %k, "setting secret property (value not shown)");
+        } else {
+            tracing::debug!(channel = %ch.name, property = %k, value = %value, "setting property");
+        }
+        cc.set(k.as_str(), value);
+    }
+    Ok(cc)
+}
+
+/// What the client has said went wrong, most recent last.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorLog {
+    last: Mutex<Option<String>>,
+}
+
+impl ErrorLog {
+    pub(crate) fn record(&self, what: String) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+    }
+    pub(crate) fn last(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Forwards librdkafka's logs to tracing and remembers its last error, so
+/// that a failed send can say *why* (e.g. "connection refused").
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelContext {
+    pub(crate) channel: String,
+    pub(crate) errors: Arc<ErrorLog>,
+}
+
+impl ChannelContext {
+    pub(crate) fn new(channel: &str) -> Self {
+        ChannelContext {
+            channel: channel.to_string(),
+            errors: Arc::new(ErrorLog::default()),
+        }
+    }
+}
+
+impl ClientContext for ChannelContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        let ch = &self.channel;
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
+                tracing::error!(channel = %ch, "librdkafka {fac}: {msg}")
+            }
+            // Configuration warnings matter to operators; connection
+            // chatter is summarised in our own errors instead.
+            _ if fac == "CONFWARN" => tracing::warn!(channel = %ch, "librdkafka {fac}: {msg}"),
+            RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning | RDKafkaLogLevel::Notice => {
+                tracing::info!(channel = %ch, "librdkafka {fac}: {msg}")
+            }
+            RDKafkaLogLevel::Info | RDKafkaLogLevel::Debug => {
+                tracing::debug!(channel = %ch, "librdkafka {fac}: {msg}")
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::info!(channel = %self.channel, "kafka client error: {error}: {reason}");
+        self.errors.record(reason.to_string());
+    }
+}

@@ -1,0 +1,369 @@
+//! One producer per channel: builds it from the channel's config, sends,
+//! and waits for every delivery report.
+//!
+//! Sends are synchronous from the caller's point of view but need not be
+//! one-by-one: [`ChannelProducer::enqueue`] hands a message to librdkafka and
+//! returns a [`PendingDelivery`]; enqueue a whole batch, then
+//! [`PendingDelivery::wait`] on each. [`ChannelProducer::send`] does both for
+//! one message. librdkafka's own thread does the network work; delivery
+//! reports arrive on a oneshot channel, so no async runtime is needed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use spk_messaging_core::config::KafkaChannelConfig;
+
+use crate::client::{bootstrap_servers, client_config, ChannelContext, ClientError, ErrorLog};
+use crate::headers::MessageHeaders;
+
+/// Where a message landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "topic {} partition {} offset {}",
+            self.topic, self.partition, self.offset
+        )
+    }
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendErrorKind {
+    /// The producer queue stayed full for `producer_queue_timeout_ms`.
+    QueueFull,
+    /// No delivery within `message_timeout_ms`: the brokers are unreachable
+    /// or not accepting the message (the reason says which, when known).
+    TimedOut,
+    /// The cluster or the client rejected the message.
+    Rejected,
+    /// Not tried because an earlier message to the same brokers was not
+    /// delivered (see [`crate::KafkaStatusReporter`]).
+    Skipped,
+}
+
+/// A message that was not delivered. Names the channel, its brokers and the
+/// topic; never a property value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message to topic {topic:?} on channel {channel:?} (brokers {brokers}) was not delivered: {reason}")]
+pub struct SendError {
+    pub channel: String,
+    pub brokers: String,
+    pub topic: String,
+    pub kind: SendErrorKind,
+    pub reason: String,
+}
+
+/// Messages still in the producer when a flush gave up.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("channel {channel:?} (brokers {brokers}): {in_flight} message(s) still undelivered after {waited_ms} ms: {reason}")]
+pub struct FlushError {
+    pub channel: String,
+    pub brokers: String,
+    pub in_flight: i32,
+    pub waited_ms: u64,
+    pub reason: String,
+}
+
+/// librdkafka's linger: small, for latency; a batch enqueued at once still
+/// goes out in large requests.
+const LINGER_MS: &str = "5";
+
+/// A producer for one channel.
+pub struct ChannelProducer {
+    channel: String,
+    brokers: String,
+    producer: FutureProducer<ChannelContext>,
+    errors: Arc<ErrorLog>,
+    queue_timeout: Duration,
+    message_timeout: Duration,
+}
+
+impl fmt::Debug for ChannelProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelProducer")
+            .field("channel", &self.channel)
+            .field("brokers", &self.brokers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChannelProducer {
+    /// A producer for `ch`: its brokers, `message_timeout_ms`, an idempotent
+    /// `acks=all` producer unless its `properties` say otherwise, then every
+    /// property (with `${VAR}` expanded; TLS and SASL settings go here).
+    pub fn new(ch: &KafkaChannelConfig) -> Result<Self, ClientError> {
+        let defaults = [
+            ("message.timeout.ms", ch.message_timeout_ms.to_string()),
+            ("queue.buffering.max.ms", LINGER_MS.to_string()),
+            ("enable.idempotence", "true".to_string()),
+            ("acks", "all".to_string()),
+        ];
+        let mut cc = client_config(ch, &defaults)?;
+        // Idempotence requires acks=all; a site that chose weaker acks gets a
+        // plain producer rather than a configuration error.
+        let acks = cc.get("acks").unwrap_or("all").to_ascii_lowercase();
+        if !ch.properties.contains_key("enable.idempotence") && !(acks == "all" || acks == "-1")
+        {
+            tracing::info!(channel = %ch.name, acks = %acks, "acks is not all: idempotence turned off");
+            cc.set("enable.idempotence", "false");
+        }
+        let ctx = ChannelContext::new(&ch.name);
+        let errors = ctx.errors.clone();
+        let producer: FutureProducer<ChannelContext> =
+            cc.create_with_context(ctx)
+                .map_err(|e| ClientError::Create {
+                    channel: ch.name.clone(),
+                    reason: e.to_string(),
+                })?;
+        tracing::debug!(channel = %ch.name, brokers = %bootstrap_servers(ch), "producer created");
+        Ok(ChannelProducer {
+            channel: ch.name.clone(),
+            brokers: bootstrap_servers(ch),
+            producer,
+            errors,
+            queue_timeout: Duration::from_millis(ch.producer_queue_timeout_ms),
+            message_timeout: Duration::from_millis(ch.message_timeout_ms),
+        })
+    }
+
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The configured brokers, comma-separated.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The channel's `message_timeout_ms`.
+    pub fn message_timeout(&self) -> Duration {
+        self.message_timeout
+    }
+
+    fn error(&self, topic: &str, kind: SendErrorKind, reason: String) -> SendError {
+        SendError {
+            channel: self.channel.clone(),
+            brokers: self.brokers.clone(),
+            topic: topic.to_string(),
+            kind,
+            reason,
+        }
+    }
+
+    fn with_last_error(&self, mut reason: String) -> String {
+        if let Some(last) = self.errors.last() {
+            reason.push_str("; last client error: ");
+            reason.push_str(&last);
+        }
+        reason
+    }
+
+    /// Hands one message to librdkafka. When its queue is full, waits up to
+    /// `producer_queue_timeout_ms` for room.
+    pub fn enqueue(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &MessageHeaders,
+    ) -> Result<PendingDelivery, SendError> {
+        let deadline = Instant::now() + self.queue_timeout;
+        let mut record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers.to_kafka());
+        loop {
+            match self.producer.send_result(record) {
+                Ok(future) => {
+                    return Ok(PendingDelivery {
+                        future,
+                        topic: topic.to_string(),
+                        channel: self.channel.clone(),
+                        brokers: self.brokers.clone(),
+                        errors: self.errors.clone(),
+                        message_timeout: self.message_timeout,
+                    })
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
+                    if Instant::now() < deadline =>
+                {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    let reason = self.with_last_error(format!(
+                        "the producer queue stayed full for producer_queue_timeout_ms ({} ms)",
+                        self.queue_timeout.as_millis()
+                    ));
+                    return Err(self.error(topic, SendErrorKind::QueueFull, reason));
+                }
+                Err((e, _)) => {
+                    return Err(self.error(topic, SendErrorKind::Rejected, e.to_string()));
+                }
+            }
+        }
+    }
+
+    /// Sends one message and waits for its delivery report (at most about
+    /// `producer_queue_timeout_ms` + `message_timeout_ms`).
+    pub fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &MessageHeaders,
+    ) -> Result<Delivery, SendError> {
+        self.enqueue(topic, key, payload, headers)?.wait()
+    }
+
+    /// Waits until every queued message is delivered or has failed.
+    pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+        self.producer.flush(timeout).map_err(|e| FlushError {
+            channel: self.channel.clone(),
+            brokers: self.brokers.clone(),
+            in_flight: self.producer.in_flight_count(),
+            waited_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            reason: self.with_last_error(e.to_string()),
+        })
+    }
+
+    /// Flushes, waiting up to `message_timeout_ms`. Call before exiting: a
+    /// dropped producer discards what it still holds.
+    pub fn close(&self) -> Result<(), FlushError> {
+        self.flush(self.message_timeout)
+    }
+
+    /// Messages handed to librdkafka and not yet reported on.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+}
+
+/// A message handed to librdkafka; [`wait`](Self::wait) for its fate.
+#[must_use = "a pending delivery must be waited on to know whether it was delivered"]
+pub struct PendingDelivery {
+    future: DeliveryFuture,
+    topic: String,
+    channel: String,
+    brokers: String,
+    errors: Arc<ErrorLog>,
+    message_timeout: Duration,
+}
+
+impl fmt::Debug for PendingDelivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingDelivery")
+            .field("topic", &self.topic)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingDelivery {
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Blocks until the delivery report arrives. librdkafka reports every
+    /// message within `message_timeout_ms` of enqueueing it.
+    pub fn wait(self) -> Result<Delivery, SendError> {
+        let PendingDelivery {
+            future,
+            topic,
+            channel,
+            brokers,
+            errors,
+            message_timeout,
+        } = self;
+        let err = |kind, reason: String| SendError {
+            channel: channel.clone(),
+            brokers: brokers.clone(),
+            topic: topic.clone(),
+            kind,
+            reason,
+        };
+        let last = || {
+            errors
+                .last()
+                .map(|l| format!("; last client error: {l}"))
+                .unwrap_or_default()
+        };
+        match futures::executor::block_on(future) {
+            Ok(Ok(d)) => Ok(Delivery {
+                topic,
+                partition: d.partition,
+                offset: d.offset,
+            }),
+            Ok(Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut), _))) => {
+                Err(err(
+                    SendErrorKind::TimedOut,
+                    format!(
+                        "no delivery within message_timeout_ms ({} ms): brokers unreachable or not accepting messages{}",
+                        message_timeout.as_millis(),
+                        last()
+                    ),
+                ))
+            }
+            Ok(Err((e, _))) => Err(err(SendErrorKind::Rejected, format!("{e}{}", last()))),
+            Err(_canceled) => Err(err(
+                SendErrorKind::Rejected,
+                "the producer was shut down before the delivery report arrived".into(),
+            )),
+        }
+    }
+}
+
+/// One producer per channel name. Use [`Producers::global`] for the
+/// process-wide cache; tests make their own.
+#[derive(Debug, Default)]
+pub struct Producers {
+    map: Mutex<HashMap<String, Arc<ChannelProducer>>>,
+}
+
+impl Producers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process-wide cache: one producer per channel per process.
+    pub fn global() -> &'static Producers {
+        static GLOBAL: OnceLock<Producers> = OnceLock::new();
+        GLOBAL.get_or_init(Producers::new)
+    }
+
+    /// The producer for `ch`, created on first use. Keyed by channel name:
+    /// the config seen first is the one used.
+    pub fn get(&self, ch: &KafkaChannelConfig) -> Result<Arc<ChannelProducer>, ClientError> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = map.get(&ch.name) {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(ChannelProducer::new(ch)?);
+        map.insert(ch.name.clone(), p.clone());
+        Ok(p)
+    }
+
+    /// Flushes every producer; returns the failures.
+    pub fn close_all(&self) -> Vec<FlushError> {
+        let producers: Vec<Arc<ChannelProducer>> = self
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        producers.iter().filter_map(|p| p.close().err()).collect()
+    }
+}
