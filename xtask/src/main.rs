@@ -9,6 +9,8 @@
 
 use anyhow::{bail, Result};
 
+mod tansu;
+mod test;
 mod util;
 
 fn main() -> Result<()> {
@@ -17,6 +19,7 @@ fn main() -> Result<()> {
         bail!("usage: cargo xtask <test|bench|gen-repo|demo> [args]");
     };
     match task.as_str() {
+        "test" => test::run_all(rest),
         other => bail!("unknown task {other:?}; expected test, bench, gen-repo or demo (args: {rest:?})"),
     }
 }
