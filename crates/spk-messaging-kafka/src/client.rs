@@ -66,18 +66,28 @@ pub fn client_config(
     Ok(cc)
 }
 
-/// What the client has said went wrong, most recent last.
+/// What the client has said went wrong: the last few distinct reasons,
+/// oldest first ("Connection refused" is more telling than the "1/1 brokers
+/// are down" that follows it).
 #[derive(Debug, Default)]
 pub(crate) struct ErrorLog {
-    last: Mutex<Option<String>>,
+    last: Mutex<Vec<String>>,
 }
+
+const KEPT_ERRORS: usize = 3;
 
 impl ErrorLog {
     pub(crate) fn record(&self, what: String) {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+        let mut v = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|w| *w != what);
+        v.push(what);
+        if v.len() > KEPT_ERRORS {
+            v.remove(0);
+        }
     }
     pub(crate) fn last(&self) -> Option<String> {
-        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let v = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        (!v.is_empty()).then(|| v.join("; "))
     }
 }
 

@@ -100,14 +100,15 @@ impl MessageHeaders {
     }
 
     pub(crate) fn to_kafka(&self) -> OwnedHeaders {
-        self.pairs
-            .iter()
-            .fold(OwnedHeaders::new_with_capacity(self.pairs.len()), |h, (k, v)| {
+        self.pairs.iter().fold(
+            OwnedHeaders::new_with_capacity(self.pairs.len()),
+            |h, (k, v)| {
                 h.insert(Header {
                     key: k,
                     value: Some(v.as_str()),
                 })
-            })
+            },
+        )
     }
 }
 
@@ -140,7 +141,9 @@ fn user_name() -> String {
             // No variable (a service without a login): the numeric uid.
             let status = std::fs::read_to_string("/proc/self/status").ok()?;
             let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-            line.split_whitespace().nth(1).map(|uid| format!("uid {uid}"))
+            line.split_whitespace()
+                .nth(1)
+                .map(|uid| format!("uid {uid}"))
         })
         .unwrap_or_else(|| "unknown".to_string())
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use rdkafka::producer::{BaseProducer, NoCustomPartitioner, Producer, ProducerContext};
-use rdkafka::types::RDKafkaRespErr;
+use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use spk_messaging_core::config::KafkaChannelConfig;
 use spk_messaging_core::{Diagnostic, Severity};
@@ -89,7 +89,7 @@ fn ask(ch: &KafkaChannelConfig, broker: &str, timeout: Duration) -> Result<Answe
                 .map(|t| {
                     let r = match t.error() {
                         None => Ok(t.partitions().len()),
-                        Some(e) => Err(format!("{:?}", RDKafkaRespErr::from(e))),
+                        Some(e) => Err(RDKafkaErrorCode::from(e).to_string()),
                     };
                     (t.name().to_string(), r)
                 })
@@ -162,7 +162,13 @@ pub fn check_channel(ch: &KafkaChannelConfig, path: &str, timeout: Duration) -> 
         let why: Vec<String> = out
             .brokers
             .iter()
-            .map(|b| format!("{}: {}", b.broker, b.error.as_deref().unwrap_or("no answer")))
+            .map(|b| {
+                format!(
+                    "{}: {}",
+                    b.broker,
+                    b.error.as_deref().unwrap_or("no answer")
+                )
+            })
             .collect();
         out.diagnostics.push(diag(
             Severity::Error,

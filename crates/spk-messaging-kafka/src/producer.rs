@@ -114,8 +114,8 @@ impl ChannelProducer {
         // Idempotence requires acks=all; a site that chose weaker acks gets a
         // plain producer rather than a configuration error.
         let acks = cc.get("acks").unwrap_or("all").to_ascii_lowercase();
-        if !ch.properties.contains_key("enable.idempotence") && !(acks == "all" || acks == "-1")
-        {
+        let strong = acks == "all" || acks == "-1";
+        if !strong && !ch.properties.contains_key("enable.idempotence") {
             tracing::info!(channel = %ch.name, acks = %acks, "acks is not all: idempotence turned off");
             cc.set("enable.idempotence", "false");
         }
@@ -164,7 +164,7 @@ impl ChannelProducer {
 
     fn with_last_error(&self, mut reason: String) -> String {
         if let Some(last) = self.errors.last() {
-            reason.push_str("; last client error: ");
+            reason.push_str("; last client errors: ");
             reason.push_str(&last);
         }
         reason
@@ -297,7 +297,7 @@ impl PendingDelivery {
         let last = || {
             errors
                 .last()
-                .map(|l| format!("; last client error: {l}"))
+                .map(|l| format!("; last client errors: {l}"))
                 .unwrap_or_default()
         };
         match futures::executor::block_on(future) {

@@ -68,7 +68,9 @@ impl KafkaStatusReporter {
             .producer
             .send(&self.topic, &self.key, msg.to_json().as_bytes(), &headers);
         match &result {
-            Ok(d) => tracing::debug!(event = %msg.event, start = msg.start, "index status delivered to {d}"),
+            Ok(d) => {
+                tracing::debug!(event = %msg.event, start = msg.start, "index status delivered to {d}")
+            }
             Err(e) => {
                 tracing::warn!("{e}");
                 if matches!(e.kind, SendErrorKind::TimedOut | SendErrorKind::QueueFull) {
@@ -102,7 +104,10 @@ impl IndexStatusReporter for KafkaStatusReporter {
 pub enum StatusSink {
     Kafka(KafkaStatusReporter),
     /// No status messages will be sent; `note` says why.
-    None { note: String, warning: bool },
+    None {
+        note: String,
+        warning: bool,
+    },
 }
 
 impl StatusSink {

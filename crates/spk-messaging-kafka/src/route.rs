@@ -23,7 +23,11 @@ fn names(cfg: &Config) -> String {
     if cfg.messaging.is_empty() {
         "no channels are configured".to_string()
     } else {
-        let n: Vec<String> = cfg.messaging.iter().map(|c| format!("{:?}", c.name)).collect();
+        let n: Vec<String> = cfg
+            .messaging
+            .iter()
+            .map(|c| format!("{:?}", c.name))
+            .collect();
         format!("configured channels: {}", n.join(", "))
     }
 }
@@ -98,7 +102,9 @@ pub enum RouteError {
         channel: String,
         allowed: String,
     },
-    #[error("channel {channel:?} has no package_updates_topic_name, so it sends no package events")]
+    #[error(
+        "channel {channel:?} has no package_updates_topic_name, so it sends no package events"
+    )]
     NoTopic { channel: String },
     #[error("no channel lists repository {repo:?} in its repo_names ({known}); add it to a channel's repo_names")]
     NoChannel { repo: String, known: String },
@@ -121,10 +127,12 @@ pub fn route_package_events(
     channel: Option<&str>,
 ) -> Result<PackageRoutes, RouteError> {
     if let Some(name) = channel {
-        let ch = cfg.channel(name).ok_or_else(|| RouteError::UnknownChannel {
-            channel: name.to_string(),
-            known: names(cfg),
-        })?;
+        let ch = cfg
+            .channel(name)
+            .ok_or_else(|| RouteError::UnknownChannel {
+                channel: name.to_string(),
+                known: names(cfg),
+            })?;
         if !ch.allows_repo(&repo.name) {
             return Err(RouteError::RepoNotAllowed {
                 repo: repo.name.clone(),

@@ -96,7 +96,10 @@ fn batch_enqueue_then_wait_delivers_all() {
     let n = 2000;
     let pending: Vec<_> = (0..n)
         .map(|i| {
-            let m = pkg_msg(PackageEvent::Published, &format!("pkg-{}/1.0.{i}/src", i % 7));
+            let m = pkg_msg(
+                PackageEvent::Published,
+                &format!("pkg-{}/1.0.{i}/src", i % 7),
+            );
             let key = format!("pkg-{}", i % 7);
             p.enqueue(
                 PKG_TOPIC,
@@ -131,7 +134,11 @@ fn status_reporter_sends_to_index_topic_keyed_by_repo() {
     };
     assert!(rep.describe_contains_topic());
     let start = 1777941742;
-    let events = [IndexEvent::Started, IndexEvent::InProgress, IndexEvent::Completed];
+    let events = [
+        IndexEvent::Started,
+        IndexEvent::InProgress,
+        IndexEvent::Completed,
+    ];
     for e in events {
         let m = IndexStatusMessage {
             event: e,
