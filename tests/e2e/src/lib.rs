@@ -1,1 +1,253 @@
-//! End-to-end tests against a real broker; run by `cargo xtask test`.
+//! Harness for end-to-end tests: the built `spk` binary against a real
+//! Kafka-protocol broker that `cargo xtask test` starts (Tansu), read back
+//! with an independent consumer (plain rdkafka, none of our Kafka code).
+//!
+//! Run without `cargo xtask test`, every test fails at once saying so: these
+//! tests never pretend to pass without a broker.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: the end-to-end tests need the broker and binary that `cargo xtask test` provides; run `cargo xtask test`")
+    })
+}
+
+/// The broker's bootstrap address.
+pub fn bootstrap() -> String {
+    env("SPK_E2E_BOOTSTRAP")
+}
+
+/// The built `spk` binary.
+pub fn spk_bin() -> PathBuf {
+    PathBuf::from(env("SPK_E2E_SPK"))
+}
+
+/// The tansu binary (for tests that start their own broker).
+pub fn tansu_bin() -> PathBuf {
+    PathBuf::from(env("SPK_E2E_TANSU"))
+}
+
+/// A name unique to this test run, for topics.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Creates topics on `bootstrap` and waits until their metadata shows.
+pub fn create_topics_on(bootstrap: &str, topics: &[&str], partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let res = futures::executor::block_on(admin.create_topics(&new, &opts)).expect("create topics");
+    for r in res {
+        if let Err((t, e)) = r {
+            if e != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                panic!("cannot create topic {t}: {e}");
+            }
+        }
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for t in topics {
+        loop {
+            let md = consumer.fetch_metadata(Some(t), Duration::from_secs(5));
+            if let Ok(md) = md {
+                if md
+                    .topics()
+                    .iter()
+                    .any(|x| x.name() == *t && x.error().is_none() && !x.partitions().is_empty())
+                {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "topic {t} did not appear");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+pub fn create_topics(topics: &[&str], partitions: i32) {
+    create_topics_on(&bootstrap(), topics, partitions)
+}
+
+/// One message read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub payload: String,
+    pub timestamp_ms: Option<i64>,
+}
+
+impl Record {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.payload)
+            .unwrap_or_else(|e| panic!("payload is not JSON ({e}): {}", self.payload))
+    }
+}
+
+/// Reads every message of `topic` from the beginning of each partition until
+/// `want` have arrived or `timeout` passes (manual assignment, no group).
+pub fn read_topic_on(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("e2e-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while out.len() < want && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let mut headers = BTreeMap::new();
+                if let Some(h) = m.headers() {
+                    for hd in h.iter() {
+                        headers.insert(
+                            hd.key.to_string(),
+                            hd.value
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                                .unwrap_or_default(),
+                        );
+                    }
+                }
+                out.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    headers,
+                    payload: m
+                        .payload()
+                        .map(|p| String::from_utf8_lossy(p).into_owned())
+                        .unwrap_or_default(),
+                    timestamp_ms: m.timestamp().to_millis(),
+                });
+            }
+            Some(Err(e)) => eprintln!("reader: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+pub fn read_topic(topic: &str, want: usize, timeout: Duration) -> Vec<Record> {
+    read_topic_on(&bootstrap(), topic, want, timeout)
+}
+
+/// A throwaway site: a directory with a config file and repositories.
+#[derive(Debug)]
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        Site {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("spk.toml")
+    }
+
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(self.config_path(), toml).unwrap();
+    }
+
+    /// `spk --config <site config> ARGS`, with no SPK_* variables leaking in.
+    pub fn spk(&self) -> Command {
+        let mut c = Command::new(spk_bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SPK_") {
+                c.env_remove(k);
+            }
+        }
+        c.arg("--config").arg(self.config_path());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.spk().args(args).output().unwrap();
+        eprintln!(
+            "$ spk {}\n-> {:?}\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site::new()
+    }
+}
+
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The workspace's bundled example repository.
+pub fn example_repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/origin")
+}
