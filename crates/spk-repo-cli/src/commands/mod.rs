@@ -9,6 +9,8 @@ use spk_messaging_core::config::{self, Config, LoadOptions};
 use crate::exit::CmdResult;
 
 mod check_config;
+mod index;
+mod ls;
 mod schema;
 
 /// What every command gets from the global options.
@@ -36,11 +38,19 @@ impl Context {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RepoCmd {}
+pub enum RepoCmd {
+    /// Generate the repository's index, or update some packages in it.
+    Index(index::Args),
+    /// List packages, a package's versions, or a version's builds.
+    Ls(ls::Args),
+}
 
 impl RepoCmd {
-    pub fn run(self, _ctx: &Context) -> CmdResult {
-        match self {}
+    pub fn run(self, ctx: &Context) -> CmdResult {
+        match self {
+            RepoCmd::Index(a) => index::run(ctx, a),
+            RepoCmd::Ls(a) => ls::run(ctx, a),
+        }
     }
 }
 

@@ -1,0 +1,164 @@
+//! `spk repo index --repo R [--update PKG[/VERSION]]... [--strict]`
+//!
+//! Full generation, or an update of some packages and versions, under the
+//! index write lock. Exit codes: 0 written; 1 failure (including spec
+//! problems with `--strict`, when nothing is written); 3 the lock is held;
+//! 4 the index was written but status messages were not delivered.
+//!
+//! `SPK_TEST_PAUSE_BEFORE_RENAME_MS` is a test-only hook: the run sleeps
+//! that long after writing and verifying the new index and before renaming
+//! it in, so tests can kill it mid-write.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use spk_messaging_core::config::{Config, ResolvedRepo};
+use spk_messaging_core::{IndexStatusReporter, NullReporter, PkgIdent};
+use spk_repo::{run_index, IndexError, IndexRequest, IndexSummary, Progress, Repository};
+
+use crate::exit::{self, CmdResult, Exit};
+use crate::output::{print_json, Format};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Repository: a configured name, a path or a file: URL.
+    #[arg(long, short = 'r', value_name = "REPO")]
+    repo: String,
+    /// Re-read only this package (all its versions) or package version from
+    /// the repository, keeping the rest of the index; repeatable.
+    #[arg(long, value_name = "PKG[/VERSION]")]
+    update: Vec<PkgIdent>,
+    /// Unreadable, malformed or mismatched specs are fatal (nothing is written).
+    #[arg(long)]
+    strict: bool,
+    /// Summary format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+    /// Benchmarks only: walk, read and parse every spec, and nothing else.
+    #[arg(long, hide = true)]
+    scan_only: bool,
+}
+
+pub const PAUSE_ENV: &str = "SPK_TEST_PAUSE_BEFORE_RENAME_MS";
+
+/// Where this run's status messages go. The single place a channel is
+/// plugged in.
+fn status_reporter(
+    _ctx: &super::Context,
+    _cfg: &Config,
+    _repo: &ResolvedRepo,
+) -> Box<dyn IndexStatusReporter> {
+    Box::new(NullReporter)
+}
+
+pub(crate) fn resolve(ctx: &super::Context, repo: &str) -> anyhow::Result<(Config, ResolvedRepo)> {
+    let cfg = ctx.config()?;
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let resolved = cfg
+        .resolve_repo(repo, &cwd)
+        .map_err(|e| anyhow!("--repo {repo}: {e}"))?;
+    Ok((cfg, resolved))
+}
+
+fn progress_bar() -> Option<spk_repo::ProgressFn> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} reading packages {bar:40} {pos}/{len} ({eta})",
+    ) {
+        bar.set_style(style);
+    }
+    Some(Arc::new(move |p: Progress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+        if p.done >= p.total {
+            bar.finish_and_clear();
+        }
+    }))
+}
+
+pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
+    let (cfg, resolved) = resolve(ctx, &args.repo)?;
+    if args.scan_only {
+        return scan_only(&resolved);
+    }
+    let mut req = IndexRequest::new(
+        &resolved.name,
+        resolved.address.clone(),
+        resolved.config.index.clone(),
+    );
+    req.updates = args.update;
+    req.strict = args.strict;
+    req.progress = progress_bar();
+    if let Ok(ms) = std::env::var(PAUSE_ENV) {
+        let ms: u64 = ms
+            .parse()
+            .map_err(|_| anyhow!("{PAUSE_ENV}={ms:?} is not a number of milliseconds"))?;
+        req.pause_before_rename = Some(Duration::from_millis(ms));
+    }
+    let reporter = status_reporter(ctx, &cfg, &resolved);
+    let summary = match run_index(&req, reporter.as_ref()) {
+        Ok(s) => s,
+        Err(e @ IndexError::LockBusy { .. }) => return Err(Exit::with(exit::LOCK_BUSY, e.into())),
+        Err(e) => return Err(Exit::with(exit::FAILURE, e.into())),
+    };
+    print_summary(&summary, args.format);
+    if !reporter.is_active() {
+        eprintln!("note: no status messages were sent (no channel)");
+    }
+    if !summary.report_failures.is_empty() {
+        for f in &summary.report_failures {
+            eprintln!("error: {f}");
+        }
+        return Err(Exit::with(
+            exit::NOT_DELIVERED,
+            anyhow!(
+                "the index was written, but {} status message(s) to {} were not delivered",
+                summary.report_failures.len(),
+                summary.reporter
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn print_summary(s: &IndexSummary, format: Format) {
+    match format {
+        Format::Json => print_json(&serde_json::to_value(s).unwrap_or_default()),
+        Format::Text => {
+            if let Some(h) = &s.lock_taken_over {
+                println!("took over the index write lock of {h}, which is no longer running");
+            }
+            println!(
+                "indexed {} ({}), {}: {} packages, {} versions, {} builds, {} deprecated, {} skipped in {:.2}s -> {} ({} bytes)",
+                s.repo_name,
+                s.repo_address,
+                s.mode,
+                s.counts.packages,
+                s.counts.versions,
+                s.counts.builds,
+                s.counts.deprecated,
+                s.skipped.len(),
+                s.elapsed_seconds,
+                s.index_path.display(),
+                s.index_bytes
+            );
+        }
+    }
+}
+
+fn scan_only(resolved: &ResolvedRepo) -> CmdResult {
+    let t = std::time::Instant::now();
+    let repo = Repository::open(&resolved.address).map_err(anyhow::Error::from)?;
+    let (builds, problems) = spk_repo::read_all_specs(&repo).map_err(anyhow::Error::from)?;
+    println!(
+        "read {builds} builds, {} skipped in {:.3}s (scan only, nothing written)",
+        problems.len(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
