@@ -17,10 +17,34 @@ pub struct Args {
     /// Fail on warnings too.
     #[arg(long)]
     strict: bool,
+    /// Also check every channel live: brokers reachable, metadata, topics
+    /// (only when the static checks found no errors).
+    #[arg(long)]
+    connect: bool,
+    /// Per-broker timeout of the live checks (default: each channel's
+    /// index_update_listener_broker_fetch_timeout_ms).
+    #[arg(long, value_name = "MS", requires = "connect")]
+    timeout_ms: Option<u64>,
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     let loaded = config::load(&ctx.load_options());
+    if args.connect {
+        let live = if loaded.has_errors() {
+            super::connect::Live::skipped("the config has errors")
+        } else {
+            super::connect::run(&loaded.config, args.timeout_ms)
+        };
+        let mut diags = loaded.diagnostics.clone();
+        diags.extend(live.diagnostics().cloned());
+        return report_with(
+            &loaded.config,
+            &diags,
+            args.format,
+            args.strict,
+            Some(&live),
+        );
+    }
     report(
         &loaded.config,
         &loaded.diagnostics,
@@ -35,6 +59,16 @@ pub(crate) fn report(
     format: Format,
     strict: bool,
 ) -> CmdResult {
+    report_with(cfg, diags, format, strict, None)
+}
+
+fn report_with(
+    cfg: &config::Config,
+    diags: &[Diagnostic],
+    format: Format,
+    strict: bool,
+    live: Option<&super::connect::Live>,
+) -> CmdResult {
     let errors = diags
         .iter()
         .filter(|d| d.severity == Severity::Error)
@@ -42,13 +76,19 @@ pub(crate) fn report(
     let warnings = diags.len() - errors;
     let ok = errors == 0 && !(strict && warnings > 0);
     match format {
-        Format::Json => print_json(&serde_json::json!({
-            "ok": ok,
-            "sources": cfg.sources,
-            "errors": errors,
-            "warnings": warnings,
-            "diagnostics": diags,
-        })),
+        Format::Json => {
+            let mut v = serde_json::json!({
+                "ok": ok,
+                "sources": cfg.sources,
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": diags,
+            });
+            if let Some(l) = live {
+                v["live"] = l.to_json();
+            }
+            print_json(&v)
+        }
         Format::Text => {
             let sources = if cfg.sources.is_empty() {
                 "built-in defaults only".to_string()
@@ -62,6 +102,9 @@ pub(crate) fn report(
                 cfg.messaging.len(),
                 cfg.indexers.len()
             );
+            if let Some(l) = live {
+                l.print_text();
+            }
             for d in diags {
                 let mark = match d.severity {
                     Severity::Error => "[x] error  ",

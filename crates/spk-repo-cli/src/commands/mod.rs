@@ -9,9 +9,12 @@ use spk_messaging_core::config::{self, Config, LoadOptions};
 use crate::exit::CmdResult;
 
 mod check_config;
+mod connect;
+mod dev_broker;
 mod index;
 mod ls;
 mod schema;
+mod send_event;
 
 /// What every command gets from the global options.
 #[derive(Debug)]
@@ -43,6 +46,8 @@ pub enum RepoCmd {
     Index(index::Args),
     /// List packages, a package's versions, or a version's builds.
     Ls(ls::Args),
+    /// Send package update messages (by hand, or a batch from a file).
+    SendEvent(send_event::Args),
 }
 
 impl RepoCmd {
@@ -50,6 +55,7 @@ impl RepoCmd {
         match self {
             RepoCmd::Index(a) => index::run(ctx, a),
             RepoCmd::Ls(a) => ls::run(ctx, a),
+            RepoCmd::SendEvent(a) => send_event::run(ctx, a),
         }
     }
 }
@@ -60,6 +66,8 @@ pub enum MessagingCmd {
     CheckConfig(check_config::Args),
     /// Print the JSON Schema of a message kind.
     Schema(schema::Args),
+    /// Run a throwaway in-memory Kafka broker with the configured topics.
+    DevBroker(dev_broker::Args),
 }
 
 impl MessagingCmd {
@@ -67,6 +75,7 @@ impl MessagingCmd {
         match self {
             MessagingCmd::CheckConfig(a) => check_config::run(ctx, a),
             MessagingCmd::Schema(a) => schema::run(a),
+            MessagingCmd::DevBroker(a) => dev_broker::run(ctx, a),
         }
     }
 }
