@@ -6,7 +6,7 @@
 
 use anyhow::anyhow;
 use spk_messaging_core::PkgIdent;
-use spk_repo::listing::{list_index, list_repository, Listing};
+use spk_repo::listing::{list_index, list_repository, ListError, Listing};
 use spk_repo::{Index, Repository};
 
 use crate::exit::CmdResult;
@@ -44,8 +44,10 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
         tracing::info!("listing from the index {}", index_path.display());
         let index = Index::open(&index_path)
             .map_err(|e| anyhow!("{e}; `--no-index` reads the repository instead"))?;
-        list_index(&index, args.what.as_ref(), &resolved.address.to_url())
-            .map_err(anyhow::Error::from)?
+        list_index(&index, args.what.as_ref(), &resolved.address.to_url()).map_err(|e| match e {
+            ListError::Index(e) => anyhow!("{e}; `--no-index` reads the repository instead"),
+            other => other.into(),
+        })?
     } else {
         tracing::info!("listing from the repository {}", resolved.address);
         let (l, problems) =
