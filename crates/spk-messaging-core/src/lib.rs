@@ -6,6 +6,7 @@ pub mod address;
 pub mod config;
 pub mod diagnostic;
 pub mod ident;
+pub mod indexing;
 pub mod message;
 pub mod status;
 

@@ -6,10 +6,12 @@
 mod client;
 pub mod dev_broker;
 pub mod headers;
+pub mod indexer;
 pub mod live;
 mod producer;
 mod reporter;
 pub mod route;
+pub mod wait;
 
 pub use client::{bootstrap_servers, client_config, ClientError};
 pub use dev_broker::{DevBroker, DevBrokerError};

@@ -1,10 +1,12 @@
 //! Exit codes, one place; documented in docs/exit-codes.md.
 
 /// Success.
+#[allow(dead_code)] // documented; returned as `Ok(())`
 pub const OK: i32 = 0;
 /// A failure: bad config, bad input, an I/O error, or check-config found errors.
 pub const FAILURE: i32 = 1;
 /// Command-line usage error (clap's own code).
+#[allow(dead_code)] // documented; clap exits with it itself
 pub const USAGE: i32 = 2;
 /// The index write lock could not be obtained (as SPK).
 pub const LOCK_BUSY: i32 = 3;

@@ -5,17 +5,15 @@
 //! problems with `--strict`, when nothing is written); 3 the lock is held;
 //! 4 the index was written but status messages were not delivered.
 //!
-//! `SPK_TEST_PAUSE_BEFORE_RENAME_MS` is a test-only hook: the run sleeps
-//! that long after writing and verifying the new index and before renaming
-//! it in, so tests can kill it mid-write.
+//! Test-only hooks (slow spec reads, a pause before the rename) are read
+//! from the environment by [`super::test_hooks`].
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use spk_messaging_core::config::{Config, ResolvedRepo};
-use spk_messaging_core::{IndexStatusReporter, NullReporter, PkgIdent};
+use spk_messaging_core::{IndexStatusReporter, PkgIdent};
 use spk_repo::{run_index, IndexError, IndexRequest, IndexSummary, Progress, Repository};
 
 use crate::exit::{self, CmdResult, Exit};
@@ -41,16 +39,18 @@ pub struct Args {
     scan_only: bool,
 }
 
-pub const PAUSE_ENV: &str = "SPK_TEST_PAUSE_BEFORE_RENAME_MS";
-
-/// Where this run's status messages go. The single place a channel is
-/// plugged in.
+/// Where this run's status messages go: the Kafka channel named by the
+/// repository's `index.update_message_channel`, or nowhere, with a note
+/// saying why (printed as a warning when the config looks like a mistake).
 fn status_reporter(
-    _ctx: &super::Context,
-    _cfg: &Config,
-    _repo: &ResolvedRepo,
-) -> Box<dyn IndexStatusReporter> {
-    Box::new(NullReporter)
+    cfg: &Config,
+    repo: &ResolvedRepo,
+) -> anyhow::Result<Box<dyn IndexStatusReporter>> {
+    let (reporter, note) = spk_messaging_kafka::status_reporter(cfg, repo)?.into_reporter();
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    Ok(reporter)
 }
 
 pub(crate) fn resolve(ctx: &super::Context, repo: &str) -> anyhow::Result<(Config, ResolvedRepo)> {
@@ -94,22 +94,14 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     req.updates = args.update;
     req.strict = args.strict;
     req.progress = progress_bar();
-    if let Ok(ms) = std::env::var(PAUSE_ENV) {
-        let ms: u64 = ms
-            .parse()
-            .map_err(|_| anyhow!("{PAUSE_ENV}={ms:?} is not a number of milliseconds"))?;
-        req.pause_before_rename = Some(Duration::from_millis(ms));
-    }
-    let reporter = status_reporter(ctx, &cfg, &resolved);
+    super::test_hooks::apply(&mut req)?;
+    let reporter = status_reporter(&cfg, &resolved)?;
     let summary = match run_index(&req, reporter.as_ref()) {
         Ok(s) => s,
         Err(e @ IndexError::LockBusy { .. }) => return Err(Exit::with(exit::LOCK_BUSY, e.into())),
         Err(e) => return Err(Exit::with(exit::FAILURE, e.into())),
     };
     print_summary(&summary, args.format);
-    if !reporter.is_active() {
-        eprintln!("note: no status messages were sent (no channel)");
-    }
     if !summary.report_failures.is_empty() {
         for f in &summary.report_failures {
             eprintln!("error: {f}");

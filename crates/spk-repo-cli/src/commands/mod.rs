@@ -12,9 +12,12 @@ mod check_config;
 mod connect;
 mod dev_broker;
 mod index;
+mod indexer;
 mod ls;
 mod schema;
 mod send_event;
+mod test_hooks;
+mod wait_index;
 
 /// What every command gets from the global options.
 #[derive(Debug)]
@@ -48,6 +51,8 @@ pub enum RepoCmd {
     Ls(ls::Args),
     /// Send package update messages (by hand, or a batch from a file).
     SendEvent(send_event::Args),
+    /// Run the Indexer service that keeps one repository's index current.
+    Indexer(indexer::Args),
 }
 
 impl RepoCmd {
@@ -56,6 +61,7 @@ impl RepoCmd {
             RepoCmd::Index(a) => index::run(ctx, a),
             RepoCmd::Ls(a) => ls::run(ctx, a),
             RepoCmd::SendEvent(a) => send_event::run(ctx, a),
+            RepoCmd::Indexer(a) => indexer::run(ctx, a),
         }
     }
 }
@@ -68,6 +74,8 @@ pub enum MessagingCmd {
     Schema(schema::Args),
     /// Run a throwaway in-memory Kafka broker with the configured topics.
     DevBroker(dev_broker::Args),
+    /// Wait until the repository's index has caught up.
+    WaitIndex(wait_index::Args),
 }
 
 impl MessagingCmd {
@@ -76,6 +84,7 @@ impl MessagingCmd {
             MessagingCmd::CheckConfig(a) => check_config::run(ctx, a),
             MessagingCmd::Schema(a) => schema::run(a),
             MessagingCmd::DevBroker(a) => dev_broker::run(ctx, a),
+            MessagingCmd::WaitIndex(a) => wait_index::run(ctx, a),
         }
     }
 }

@@ -1,0 +1,444 @@
+//! The Indexer service: package events in, index updates done, status out.
+//!
+//! One loop, one thread, so the order of what it does is easy to follow:
+//!
+//! - poll the package updates topic (consumer group `spk-indexer-NAME`,
+//!   auto commit off, `auto.offset.reset = earliest`);
+//! - collect `name/version` of events about this repository (matched by name
+//!   or by normalised address); `generate index` makes the next run full;
+//!   malformed payloads are logged with topic/partition/offset and skipped;
+//! - when events have paused for the quiet period, run one index update
+//!   covering them all, through [`IndexRunner`]; only when it succeeded are
+//!   the offsets of every message it covers committed (at-least-once);
+//! - index lock busy: keep the events, send a heartbeat so waiters do not give
+//!   up, try again `lock_sleep_seconds` later; a failed run is retried with
+//!   backoff; broker errors are logged and librdkafka keeps reconnecting.
+//!   Nothing transient ends the service;
+//! - heartbeat at start-up and every `heartbeat_freq_ms` while idle;
+//! - the stop flag (SIGINT/SIGTERM) is checked between steps: a run in
+//!   progress finishes (the index write is atomic either way), what it
+//!   covered is committed, then the service returns.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use spk_messaging_core::config::{Config, IndexerConfig, KafkaChannelConfig, ResolvedRepo};
+use spk_messaging_core::indexing::{IndexRunError, IndexRunner, IndexScope};
+use spk_messaging_core::{
+    IndexEvent, IndexStatusMessage, PackageEvent, PackageUpdateMessage, PkgIdent, RepoAddress,
+};
+
+use crate::client::{client_config, ChannelContext, ClientError};
+use crate::producer::Producers;
+use crate::reporter::KafkaStatusReporter;
+
+/// Why the indexer refuses to start (or stopped on a non-transient error).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexerError {
+    #[error("no indexer named {name:?} is configured ({known}); add [indexers.{name}] with message_channel_name and repo_name")]
+    UnknownIndexer { name: String, known: String },
+    #[error("indexer {name:?}: {problem}")]
+    Refused { name: String, problem: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// Everything a validated indexer needs.
+#[derive(Debug, Clone)]
+pub struct IndexerSetup {
+    pub name: String,
+    pub indexer: IndexerConfig,
+    pub channel: KafkaChannelConfig,
+    pub repo: ResolvedRepo,
+    pub package_topic: String,
+    pub status_topic: String,
+}
+
+/// Checks the indexer's config as SPK would refuse it, and more.
+pub fn validate(cfg: &Config, name: &str) -> Result<IndexerSetup, IndexerError> {
+    let refused = |problem: String| IndexerError::Refused {
+        name: name.to_string(),
+        problem,
+    };
+    let ix = cfg
+        .indexers
+        .get(name)
+        .ok_or_else(|| IndexerError::UnknownIndexer {
+            name: name.to_string(),
+            known: if cfg.indexers.is_empty() {
+                "none configured".into()
+            } else {
+                format!(
+                    "configured: {}",
+                    cfg.indexers.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            },
+        })?;
+    let ch = cfg.channel(&ix.message_channel_name).ok_or_else(|| {
+        refused(format!(
+            "its channel {:?} (message_channel_name) does not exist",
+            ix.message_channel_name
+        ))
+    })?;
+    let package_topic = ch.package_updates_topic_name.clone().ok_or_else(|| {
+        refused(format!(
+            "channel {:?} has no package_updates_topic_name",
+            ch.name
+        ))
+    })?;
+    let status_topic = ch.index_updates_topic_name.clone().ok_or_else(|| {
+        refused(format!(
+            "channel {:?} has no index_updates_topic_name",
+            ch.name
+        ))
+    })?;
+    if ix.repo_name == "local" {
+        return Err(refused("it cannot index the `local` repository".into()));
+    }
+    if !ch.allows_repo(&ix.repo_name) {
+        return Err(refused(format!(
+            "repository {:?} is not in channel {:?}'s repo_names",
+            ix.repo_name, ch.name
+        )));
+    }
+    let r = cfg.repositories.get(&ix.repo_name).ok_or_else(|| {
+        refused(format!(
+            "repository {:?} is not configured under [repositories]",
+            ix.repo_name
+        ))
+    })?;
+    if !r.use_index {
+        return Err(refused(format!(
+            "repository {:?} has use_index = false",
+            ix.repo_name
+        )));
+    }
+    let address = r
+        .address
+        .clone()
+        .ok_or_else(|| refused(format!("repository {:?} has no address", ix.repo_name)))?;
+    Ok(IndexerSetup {
+        name: name.to_string(),
+        indexer: ix.clone(),
+        channel: ch.clone(),
+        repo: ResolvedRepo {
+            name: ix.repo_name.clone(),
+            address,
+            config: r.clone(),
+            configured: true,
+        },
+        package_topic,
+        status_topic,
+    })
+}
+
+/// What the service has collected and not yet indexed.
+#[derive(Debug, Default)]
+struct Pending {
+    full: bool,
+    /// `name` or `name/version`.
+    items: BTreeSet<String>,
+    /// Highest offset seen per partition, committed after a successful run.
+    offsets: BTreeMap<i32, i64>,
+    last_event: Option<Instant>,
+}
+
+impl Pending {
+    fn has_work(&self) -> bool {
+        self.full || !self.items.is_empty()
+    }
+
+    fn scope(&self) -> IndexScope {
+        if self.full {
+            return IndexScope::Full;
+        }
+        IndexScope::Update(
+            self.items
+                .iter()
+                .filter_map(|s| s.parse::<PkgIdent>().ok())
+                .collect(),
+        )
+    }
+}
+
+/// What happened to one consumed message, for tests and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classified {
+    /// `name/version` to re-read.
+    Package(String),
+    /// `generate index`.
+    Full,
+    /// About another repository.
+    Other,
+    /// Not a usable package update message; the reason.
+    Malformed(String),
+}
+
+/// Reads one payload the way the indexer does.
+pub fn classify(payload: Option<&[u8]>, repo_name: &str, address: &RepoAddress) -> Classified {
+    let Some(bytes) = payload else {
+        return Classified::Malformed("empty message".into());
+    };
+    let msg = match PackageUpdateMessage::from_bytes(bytes) {
+        Ok(m) => m,
+        Err(e) => return Classified::Malformed(e.to_string()),
+    };
+    let same_address =
+        RepoAddress::parse(&msg.repo, std::path::Path::new("/")).is_ok_and(|a| &a == address);
+    if msg.repo_name != repo_name && !same_address {
+        return Classified::Other;
+    }
+    if msg.event == PackageEvent::GenerateIndex {
+        return Classified::Full;
+    }
+    match PkgIdent::parse_full(&msg.package) {
+        Ok(id) => {
+            let v = id.version.map(|v| format!("/{v}")).unwrap_or_default();
+            Classified::Package(format!("{}{v}", id.name))
+        }
+        Err(e) => Classified::Malformed(e.to_string()),
+    }
+}
+
+/// Runs the service until `stop` is set.
+pub fn run(
+    setup: &IndexerSetup,
+    runner: &dyn IndexRunner,
+    stop: &Arc<AtomicBool>,
+) -> Result<(), IndexerError> {
+    let ch = &setup.channel;
+    let group = format!("spk-indexer-{}", setup.name);
+    let cc = client_config(
+        ch,
+        &[
+            ("group.id", group.clone()),
+            ("enable.auto.commit", "false".into()),
+            ("enable.auto.offset.store", "false".into()),
+            ("auto.offset.reset", "earliest".into()),
+            (
+                "session.timeout.ms",
+                setup.indexer.session_timeout_ms.to_string(),
+            ),
+            (
+                "max.poll.interval.ms",
+                setup.indexer.max_polling_interval_ms.to_string(),
+            ),
+        ],
+    )?;
+    let consumer: BaseConsumer<ChannelContext> = cc
+        .create_with_context(ChannelContext::new(&ch.name))
+        .map_err(|e| ClientError::Create {
+            channel: ch.name.clone(),
+            reason: e.to_string(),
+        })?;
+    consumer
+        .subscribe(&[setup.package_topic.as_str()])
+        .map_err(|e| ClientError::Create {
+            channel: ch.name.clone(),
+            reason: e.to_string(),
+        })?;
+    let producer = Producers::global().get(ch)?;
+    let repo_url = setup.repo.address.to_url();
+    tracing::info!(indexer = %setup.name, group = %group, topic = %setup.package_topic, repo = %repo_url, "indexer started");
+
+    let heartbeat = || {
+        let msg = IndexStatusMessage {
+            event: IndexEvent::Heartbeat,
+            repo: repo_url.clone(),
+            name: setup.name.clone(),
+            start: chrono::Utc::now().timestamp(),
+        };
+        // A fresh reporter each time: one undelivered heartbeat must not
+        // silence the next ones once the broker is back.
+        let r = KafkaStatusReporter::new(producer.clone(), &setup.status_topic, &setup.repo.name);
+        if let Err(e) = r.send(&msg) {
+            tracing::warn!("heartbeat not delivered: {e}");
+        }
+    };
+    heartbeat();
+    let heartbeat_every = Duration::from_millis(setup.indexer.heartbeat_freq_ms);
+    let quiet = Duration::from_millis(setup.indexer.quiet_period_ms);
+    let lock_sleep = Duration::from_secs(setup.repo.config.index.lock_sleep_seconds.max(1));
+    let mut last_status = Instant::now();
+    let mut pending = Pending::default();
+    let mut retry_at: Option<Instant> = None;
+    let mut failures: u32 = 0;
+    let mut last_poll_error: Option<Instant> = None;
+
+    while !stop.load(Ordering::SeqCst) {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => {
+                // librdkafka reconnects by itself; say so now and then.
+                if last_poll_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    tracing::warn!("package updates topic: {e}; retrying");
+                    last_poll_error = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Some(Ok(m)) => {
+                let (p, o) = (m.partition(), m.offset());
+                let at = pending.offsets.entry(p).or_insert(o);
+                *at = (*at).max(o);
+                match classify(m.payload(), &setup.repo.name, &setup.repo.address) {
+                    Classified::Package(item) => {
+                        tracing::debug!(partition = p, offset = o, "event for {item}");
+                        pending.items.insert(item);
+                        pending.last_event = Some(Instant::now());
+                    }
+                    Classified::Full => {
+                        tracing::info!(partition = p, offset = o, "generate index requested");
+                        pending.full = true;
+                        pending.last_event = Some(Instant::now());
+                    }
+                    Classified::Other => {}
+                    Classified::Malformed(why) => {
+                        tracing::warn!("skipping malformed message at topic {} partition {p} offset {o}: {why}", setup.package_topic);
+                    }
+                }
+            }
+        }
+
+        let now = Instant::now();
+        if pending.has_work() {
+            let quiet_enough = pending
+                .last_event
+                .is_none_or(|t| now.duration_since(t) >= quiet);
+            let may_retry = retry_at.is_none_or(|t| now >= t);
+            if quiet_enough && may_retry {
+                let scope = pending.scope();
+                tracing::info!("indexing {scope:?}");
+                let reporter = KafkaStatusReporter::new(
+                    producer.clone(),
+                    &setup.status_topic,
+                    &setup.repo.name,
+                );
+                match runner.run(&scope, &reporter) {
+                    Ok(summary) => {
+                        tracing::info!("index updated: {summary}");
+                        commit(&consumer, &setup.package_topic, &pending.offsets);
+                        pending = Pending::default();
+                        retry_at = None;
+                        failures = 0;
+                    }
+                    Err(IndexRunError::LockBusy(holder)) => {
+                        tracing::warn!("index lock busy ({holder}); keeping {} event(s), retrying in {lock_sleep:?}", pending.items.len());
+                        heartbeat();
+                        retry_at = Some(Instant::now() + lock_sleep);
+                    }
+                    Err(IndexRunError::Failed(why)) => {
+                        failures += 1;
+                        let backoff = Duration::from_secs((1u64 << failures.min(6)).min(60));
+                        tracing::error!("index update failed: {why}; retrying in {backoff:?}");
+                        retry_at = Some(Instant::now() + backoff);
+                    }
+                }
+                last_status = Instant::now();
+            }
+        } else if !pending.offsets.is_empty() {
+            // Only other repositories' or malformed messages: nothing to index.
+            commit(&consumer, &setup.package_topic, &pending.offsets);
+            pending.offsets.clear();
+        }
+        if last_status.elapsed() >= heartbeat_every {
+            heartbeat();
+            last_status = Instant::now();
+        }
+    }
+    tracing::info!(
+        "indexer {} stopping; {} event(s) not yet indexed stay uncommitted",
+        setup.name,
+        pending.items.len()
+    );
+    if let Err(e) = producer.close() {
+        tracing::warn!("{e}");
+    }
+    Ok(())
+}
+
+fn commit(consumer: &BaseConsumer<ChannelContext>, topic: &str, offsets: &BTreeMap<i32, i64>) {
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets {
+        if let Err(e) = tpl.add_partition_offset(topic, *p, Offset::Offset(o + 1)) {
+            tracing::warn!("cannot commit partition {p}: {e}");
+        }
+    }
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        // At-least-once: the events will be seen again and re-indexed.
+        tracing::warn!("commit failed ({e}); the covered events may be indexed again");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_payloads() {
+        let addr = RepoAddress::parse("/srv/origin", std::path::Path::new("/")).unwrap();
+        let c = |s: &str| classify(Some(s.as_bytes()), "origin", &addr);
+        assert_eq!(
+            c(
+                r#"{"event":"package published","repo":"file:///srv/origin","repo_name":"origin","package":"my-pkg/1.0.0/3I42H3S6"}"#
+            ),
+            Classified::Package("my-pkg/1.0.0".into())
+        );
+        // SPK's own spelling, matched by address under another name.
+        assert_eq!(
+            c(
+                r#"{"event":"Removed","repo":"file:/srv/origin/","repo_name":"prod","package":"my-pkg/1.0.0/src"}"#
+            ),
+            Classified::Package("my-pkg/1.0.0".into())
+        );
+        assert_eq!(
+            c(r#"{"event":"GenerateFullIndex","repo":"x","repo_name":"origin"}"#),
+            Classified::Full
+        );
+        assert_eq!(
+            c(
+                r#"{"event":"package published","repo":"file:/elsewhere","repo_name":"other","package":"a-b/1/src"}"#
+            ),
+            Classified::Other
+        );
+        assert!(matches!(c("not json"), Classified::Malformed(_)));
+        assert!(matches!(
+            c(r#"{"event":"package published","repo":"x","repo_name":"origin","package":"mypkg/1.2.3/ABCDEF"}"#),
+            Classified::Malformed(m) if m.contains("base32")
+        ));
+        assert!(matches!(
+            classify(Some(&[0xff, 0x00]), "origin", &addr),
+            Classified::Malformed(_)
+        ));
+        assert!(matches!(
+            classify(None, "origin", &addr),
+            Classified::Malformed(_)
+        ));
+    }
+}
+
+/// Consumers (the indexer's and the waiter's) share the channel context, and
+/// the indexer's group rebalances are worth a line in the log.
+impl rdkafka::consumer::ConsumerContext for ChannelContext {
+    fn post_rebalance(
+        &self,
+        _base: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        match rebalance {
+            rdkafka::consumer::Rebalance::Assign(tpl) => {
+                tracing::info!(channel = %self.channel, "assigned {} partition(s)", tpl.count())
+            }
+            rdkafka::consumer::Rebalance::Revoke(tpl) => {
+                tracing::info!(channel = %self.channel, "revoked {} partition(s)", tpl.count())
+            }
+            rdkafka::consumer::Rebalance::Error(e) => {
+                tracing::warn!(channel = %self.channel, "rebalance error: {e}")
+            }
+        }
+    }
+}
