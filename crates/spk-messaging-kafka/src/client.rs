@@ -66,6 +66,23 @@ pub fn client_config(
     Ok(cc)
 }
 
+/// `text` with the value of every secret property of `ch` replaced by
+/// `<redacted>`: librdkafka's configuration errors quote values.
+pub(crate) fn redact(ch: &KafkaChannelConfig, text: &str) -> String {
+    let mut out = text.to_string();
+    for (k, v) in &ch.properties {
+        if !is_secret_property(k) {
+            continue;
+        }
+        for secret in [expand_env(v).unwrap_or_default(), v.clone()] {
+            if !secret.is_empty() {
+                out = out.replace(&secret, "<redacted>");
+            }
+        }
+    }
+    out
+}
+
 /// What the client has said went wrong: the last few distinct reasons,
 /// oldest first ("Connection refused" is more telling than the "1/1 brokers
 /// are down" that follows it).

@@ -11,7 +11,7 @@ use serde::Serialize;
 use spk_messaging_core::config::KafkaChannelConfig;
 use spk_messaging_core::{Diagnostic, Severity};
 
-use crate::client::{client_config, ChannelContext};
+use crate::client::{client_config, redact, ChannelContext};
 
 impl ProducerContext<NoCustomPartitioner> for ChannelContext {
     type DeliveryOpaque = ();
@@ -73,8 +73,9 @@ fn ask(ch: &KafkaChannelConfig, broker: &str, timeout: Duration) -> Result<Answe
     let cc = client_config(&one, &[]).map_err(|e| e.to_string())?;
     let ctx = ChannelContext::new(&ch.name);
     let errors = ctx.errors.clone();
-    let producer: BaseProducer<ChannelContext> =
-        cc.create_with_context(ctx).map_err(|e| e.to_string())?;
+    let producer: BaseProducer<ChannelContext> = cc
+        .create_with_context(ctx)
+        .map_err(|e| redact(ch, &e.to_string()))?;
     // All topics: asking for named ones may auto-create them.
     match producer.client().fetch_metadata(None, timeout) {
         Ok(md) => Ok(Answer {

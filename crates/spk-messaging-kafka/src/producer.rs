@@ -17,7 +17,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use spk_messaging_core::config::KafkaChannelConfig;
 
-use crate::client::{bootstrap_servers, client_config, ChannelContext, ClientError, ErrorLog};
+use crate::client::{
+    bootstrap_servers, client_config, redact, ChannelContext, ClientError, ErrorLog,
+};
 use crate::headers::MessageHeaders;
 
 /// Where a message landed.
@@ -125,7 +127,7 @@ impl ChannelProducer {
             cc.create_with_context(ctx)
                 .map_err(|e| ClientError::Create {
                     channel: ch.name.clone(),
-                    reason: e.to_string(),
+                    reason: redact(ch, &e.to_string()),
                 })?;
         tracing::debug!(channel = %ch.name, brokers = %bootstrap_servers(ch), "producer created");
         Ok(ChannelProducer {

@@ -211,6 +211,18 @@ fn properties_expand_env_and_never_show_secrets() {
     ch3.properties.insert("no.such.property".into(), "1".into());
     let e = ChannelProducer::new(&ch3).expect_err("unknown property");
     assert!(e.to_string().contains("no.such.property"), "{e}");
+
+    // librdkafka's configuration errors quote values: secret ones are
+    // redacted.
+    let mut ch4 = channel("kafka", "127.0.0.1:1", &["origin"]);
+    ch4.properties.insert(
+        "custom.password".into(),
+        "${SPK_TEST_KAFKA_SECRET_8231}".into(),
+    );
+    let e = ChannelProducer::new(&ch4).expect_err("unknown property");
+    let t = e.to_string();
+    assert!(t.contains("custom.password"), "{t}");
+    assert!(!t.contains("hunter2"), "{t}");
 }
 
 #[test]
