@@ -316,6 +316,7 @@ fn generate(req: &IndexRequest) -> Result<IndexSummary, IndexError> {
         Duration::from_secs(cfg.lock_sleep_seconds),
     )?;
     remove_stale_temps(&dir);
+    lock::remove_stale_private_files(&lock_path);
 
     // The old index is read only now, under the lock.
     let (mode, old) = if req.updates.is_empty() {

@@ -108,35 +108,42 @@ pub fn acquire(path: &Path, max_tries: u64, sleep: Duration) -> Result<IndexLock
     let mut took_over = None;
     let mut takeovers = 0;
     let mut attempt = 0;
-    loop {
+    // The lock appears with its content in one step: the holder is written
+    // to a private file which is then hard-linked to the lock's name (which
+    // fails if the lock exists). A process killed at any moment leaves
+    // either no lock or a complete one, which a later run can take over.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let private = dir.join(format!(".{file_name}.{}.{seq}", me.pid));
+    let io = |source| LockError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::File::create(&private)
+        .and_then(|mut f| {
+            f.write_all(body.as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(io)?;
+    let result = loop {
         attempt += 1;
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-        {
-            Ok(mut f) => {
-                let w = f.write_all(body.as_bytes()).and_then(|_| f.sync_all());
-                let lock = IndexLock {
+        match std::fs::hard_link(&private, path) {
+            Ok(()) => {
+                break Ok(IndexLock {
                     path: path.to_path_buf(),
-                    took_over,
-                };
-                w.map_err(|source| LockError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                return Ok(lock);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(LockError::Io {
-                    path: path.to_path_buf(),
-                    source,
+                    took_over: took_over.clone(),
                 })
             }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => break Err(io(source)),
         }
-        // A lock file being written may be momentarily empty: treat an
-        // unreadable holder as alive, unknown.
+        // An unreadable lock (written by another tool) is taken as held by
+        // an unknown, live holder.
         let holder = read_holder(path);
         if let Some(h) = &holder {
             if h.host == me.host && !pid_alive(h.pid) && takeovers < 3 {
@@ -156,12 +163,12 @@ pub fn acquire(path: &Path, max_tries: u64, sleep: Duration) -> Result<IndexLock
             }
         }
         if attempt >= tries {
-            return Err(LockError::Busy {
+            break Err(LockError::Busy {
                 path: path.to_path_buf(),
                 holder: holder.unwrap_or(LockHolder {
                     host: "unknown".into(),
                     pid: 0,
-                    since: "unknown (the lock file cannot be read)".into(),
+                    since: "an unknown time (the lock file cannot be read; remove it if no index run is active)".into(),
                 }),
                 tries,
                 sleep_seconds: sleep.as_secs(),
@@ -177,6 +184,32 @@ pub fn acquire(path: &Path, max_tries: u64, sleep: Duration) -> Result<IndexLock
             sleep.as_secs()
         );
         std::thread::sleep(sleep);
+    };
+    let _ = std::fs::remove_file(&private);
+    result
+}
+
+/// Removes private lock files (`.<lock name>.<pid>.<n>`) left by processes of
+/// this host that were killed while taking the lock.
+pub fn remove_stale_private_files(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let pid = n
+            .strip_prefix(&prefix)
+            .and_then(|p| p.split('.').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !pid_alive(pid) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
@@ -200,6 +233,9 @@ mod tests {
         );
         drop(l);
         assert!(!p.exists());
+        // No private file is left behind.
+        let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
         assert!(acquire(&p, 1, Duration::ZERO).unwrap().took_over.is_none());
     }
 
@@ -217,8 +253,13 @@ mod tests {
             since: "2020-01-01T00:00:00Z".into(),
         };
         std::fs::write(&p, serde_json::to_string(&dead).unwrap()).unwrap();
+        // A private file left by the dead process while it took the lock.
+        let stale = d.path().join(format!(".x.lock.{pid}.0"));
+        std::fs::write(&stale, "").unwrap();
         let l = acquire(&p, 1, Duration::ZERO).unwrap();
         assert_eq!(l.took_over.as_ref(), Some(&dead));
+        remove_stale_private_files(&p);
+        assert!(!stale.exists());
         assert_eq!(read_holder(&p).unwrap().pid, std::process::id());
     }
 
