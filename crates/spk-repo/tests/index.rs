@@ -586,3 +586,23 @@ fn concurrent_updates_never_lose_each_others_changes() {
     }
     assert_eq!(i.len(), 3 + names.len());
 }
+
+#[test]
+fn update_rereads_a_damaged_section_instead_of_copying_it() {
+    let d = base_repo();
+    let r = d.path();
+    run_index(&request(r), &spk_messaging_core::NullReporter).unwrap();
+    // gamma's section is the last one: damage its last bytes.
+    flip(&index_path(r), -2);
+    assert!(Index::open(&index_path(r))
+        .unwrap()
+        .package("gamma")
+        .is_err());
+    let mut req = request(r);
+    req.updates = vec!["alpha".parse().unwrap()];
+    let s = run_index(&req, &spk_messaging_core::NullReporter).unwrap();
+    assert_eq!(s.mode, IndexMode::Update);
+    let i = Index::open(&index_path(r)).unwrap();
+    assert_eq!(versions(&i, "gamma"), ["3.0"]);
+    assert_eq!(i.verify_all().unwrap(), s.counts);
+}
