@@ -365,7 +365,7 @@ mod tests {
         assert!(v("1.0.0+r.1") > v("1.0.0"));
         assert!(v("1.0.0+r.1") < v("1.0.1-alpha.1"));
         assert!(v("1.2.3-alpha.1+r.2") > v("1.2.3-alpha.1"));
-        let mut vs = vec![v("2.0"), v("1.10"), v("1.9"), v("1.9+r.1"), v("1.9-a.1")];
+        let mut vs = [v("2.0"), v("1.10"), v("1.9"), v("1.9+r.1"), v("1.9-a.1")];
         vs.sort();
         let s: Vec<_> = vs.iter().map(|x| x.as_str()).collect();
         assert_eq!(s, ["1.9-a.1", "1.9", "1.9+r.1", "1.10", "2.0"]);

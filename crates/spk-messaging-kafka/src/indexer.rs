@@ -374,6 +374,28 @@ fn commit(consumer: &BaseConsumer<ChannelContext>, topic: &str, offsets: &BTreeM
     }
 }
 
+/// Consumers (the indexer's and the waiter's) share the channel context, and
+/// the indexer's group rebalances are worth a line in the log.
+impl rdkafka::consumer::ConsumerContext for ChannelContext {
+    fn post_rebalance(
+        &self,
+        _base: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        match rebalance {
+            rdkafka::consumer::Rebalance::Assign(tpl) => {
+                tracing::info!(channel = %self.channel, "assigned {} partition(s)", tpl.count())
+            }
+            rdkafka::consumer::Rebalance::Revoke(tpl) => {
+                tracing::info!(channel = %self.channel, "revoked {} partition(s)", tpl.count())
+            }
+            rdkafka::consumer::Rebalance::Error(e) => {
+                tracing::warn!(channel = %self.channel, "rebalance error: {e}")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,27 +440,5 @@ mod tests {
             classify(None, "origin", &addr),
             Classified::Malformed(_)
         ));
-    }
-}
-
-/// Consumers (the indexer's and the waiter's) share the channel context, and
-/// the indexer's group rebalances are worth a line in the log.
-impl rdkafka::consumer::ConsumerContext for ChannelContext {
-    fn post_rebalance(
-        &self,
-        _base: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
-    ) {
-        match rebalance {
-            rdkafka::consumer::Rebalance::Assign(tpl) => {
-                tracing::info!(channel = %self.channel, "assigned {} partition(s)", tpl.count())
-            }
-            rdkafka::consumer::Rebalance::Revoke(tpl) => {
-                tracing::info!(channel = %self.channel, "revoked {} partition(s)", tpl.count())
-            }
-            rdkafka::consumer::Rebalance::Error(e) => {
-                tracing::warn!(channel = %self.channel, "rebalance error: {e}")
-            }
-        }
     }
 }

@@ -313,11 +313,9 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
         if !was_caught_up {
             // Part of the recent past: is it recent enough to prove life?
             let t = ts.unwrap_or(status.start.saturating_mul(1000));
-            if t >= now_ms - recent_ms {
-                if report.newest_age_ms.is_none_or(|a| now_ms - t < a) {
-                    report.newest_age_ms = Some(now_ms - t);
-                    report.newest_before_wait = Some(seen.clone());
-                }
+            if t >= now_ms - recent_ms && report.newest_age_ms.is_none_or(|a| now_ms - t < a) {
+                report.newest_age_ms = Some(now_ms - t);
+                report.newest_before_wait = Some(seen.clone());
             }
         } else {
             deadline = Instant::now() + listen_timeout;

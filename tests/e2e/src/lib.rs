@@ -251,3 +251,223 @@ pub fn copy_tree(from: &Path, to: &Path) {
 pub fn example_repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/origin")
 }
+
+/// Writes a minimal valid build spec into a repository.
+pub fn write_spec(repo: &Path, name: &str, version: &str, build: &str) {
+    let dir = repo.join("packages").join(name).join(version);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{build}.yaml")),
+        format!("pkg: {name}/{version}/{build}\napi: v0/package\nbuild:\n  options:\n    - var: os/linux\ninstall:\n  components:\n    - name: run\n"),
+    )
+    .unwrap();
+}
+
+/// Removes a build spec (and its version directory when it empties).
+pub fn remove_spec(repo: &Path, name: &str, version: &str, build: &str) {
+    let dir = repo.join("packages").join(name).join(version);
+    std::fs::remove_file(dir.join(format!("{build}.yaml"))).unwrap();
+    if std::fs::read_dir(&dir).unwrap().next().is_none() {
+        std::fs::remove_dir(&dir).unwrap();
+    }
+}
+
+/// Produces raw messages with an independent producer (for payloads our
+/// own tools would refuse to send).
+pub fn produce_raw_on(bootstrap: &str, topic: &str, records: &[(&str, &[u8])]) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let p: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for (key, payload) in records {
+        p.send(BaseRecord::to(topic).key(*key).payload(*payload))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    p.flush(Duration::from_secs(10)).unwrap();
+}
+
+pub fn produce_raw(topic: &str, records: &[(&str, &[u8])]) {
+    produce_raw_on(&bootstrap(), topic, records)
+}
+
+/// A running `spk repo indexer`; killed (SIGKILL) on drop.
+#[derive(Debug)]
+pub struct IndexerProc {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl IndexerProc {
+    pub fn start(site: &Site, name: &str, env: &[(&str, &str)]) -> IndexerProc {
+        let log = site
+            .path()
+            .join(format!("indexer-{name}-{}.log", unique("run")));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = site
+            .spk()
+            .args(["-v", "repo", "indexer", "--name", name])
+            .envs(env.iter().copied())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        IndexerProc { child, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "indexer did not stop on SIGTERM; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for IndexerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `topic` until a message satisfying `pred` arrives.
+pub fn wait_for_record_on(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Option<Record> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let recs = read_topic_on(bootstrap, topic, usize::MAX, Duration::from_millis(1500));
+        if let Some(r) = recs.into_iter().find(|r| {
+            serde_json::from_str(&r.payload)
+                .map(|v| pred(&v))
+                .unwrap_or(false)
+        }) {
+            return Some(r);
+        }
+    }
+    None
+}
+
+pub fn wait_for_record(
+    topic: &str,
+    timeout: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Option<Record> {
+    wait_for_record_on(&bootstrap(), topic, timeout, pred)
+}
+
+/// `spk repo ls --repo R --format json [--no-index]` for every package,
+/// as `package -> version -> [build]`.
+pub fn ls_all(
+    site: &Site,
+    repo: &str,
+    no_index: bool,
+) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut args = vec!["repo", "ls", "--repo", repo, "--format", "json"];
+    if no_index {
+        args.push("--no-index");
+    }
+    let names_out = site.spk().args(&args).output().unwrap();
+    assert!(
+        names_out.status.success(),
+        "ls failed: {}",
+        String::from_utf8_lossy(&names_out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&names_out.stdout).unwrap();
+    let mut out = BTreeMap::new();
+    for p in v["packages"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap().to_string();
+        let mut a = args.clone();
+        a.push(&name);
+        let o = site.spk().args(&a).output().unwrap();
+        assert!(
+            o.status.success(),
+            "ls {name} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let pv: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut versions = BTreeMap::new();
+        for pkg in pv["packages"].as_array().unwrap() {
+            for ver in pkg["versions"].as_array().unwrap() {
+                let vname = ver["version"].as_str().unwrap().to_string();
+                let mut a2 = a.clone();
+                let id = format!("{name}/{vname}");
+                a2.pop();
+                a2.push(&id);
+                let bo = site.spk().args(&a2).output().unwrap();
+                let bv: serde_json::Value = serde_json::from_slice(&bo.stdout).unwrap();
+                let mut builds: Vec<String> = bv["packages"][0]["versions"][0]["builds"]
+                    .as_array()
+                    .map(|b| {
+                        b.iter()
+                            .map(|x| x["build"].as_str().unwrap().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                builds.sort();
+                versions.insert(vname, builds);
+            }
+        }
+        out.insert(name, versions);
+    }
+    out
+}
+
+/// What a repository directory holds: `package -> version -> [build]`.
+pub fn repo_contents(repo: &Path) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let mut out = BTreeMap::new();
+    let pk = repo.join("packages");
+    for p in std::fs::read_dir(&pk).unwrap() {
+        let p = p.unwrap();
+        let mut versions = BTreeMap::new();
+        for v in std::fs::read_dir(p.path()).unwrap() {
+            let v = v.unwrap();
+            let mut builds: Vec<String> = std::fs::read_dir(v.path())
+                .unwrap()
+                .map(|b| {
+                    b.unwrap()
+                        .path()
+                        .file_stem()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            builds.sort();
+            if !builds.is_empty() {
+                versions.insert(v.file_name().to_string_lossy().into_owned(), builds);
+            }
+        }
+        if !versions.is_empty() {
+            out.insert(p.file_name().to_string_lossy().into_owned(), versions);
+        }
+    }
+    out
+}

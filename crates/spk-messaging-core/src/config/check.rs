@@ -188,12 +188,10 @@ pub(crate) fn check(config: &Config, root: &Node, w: &mut Walker) {
                 let names: Vec<&str> = config.messaging.iter().map(|c| c.name.as_str()).collect();
                 w.push(Severity::Error, &path, &format!("repository {name:?} uses an index whose update_message_channel {:?} names no channel", r.index.update_message_channel), Some(if names.is_empty() { "configure a [[messaging]] channel with that name".into() } else { format!("configured channels: {}", names.join(", ")) }), rsrc.as_ref());
             }
-            None => {}
-            Some(c) => {
-                if r.index.update_event_send_freq_ms >= c.index_update_listener_timeout_ms {
-                    w.push(Severity::Warning, &format!("repositories.{name}.index.update_event_send_freq_ms"), &format!("update_event_send_freq_ms ({}) is not below channel {:?}'s index_update_listener_timeout_ms ({}): waiters would give up in the middle of an update", r.index.update_event_send_freq_ms, c.name, c.index_update_listener_timeout_ms), Some("send in-progress messages more often than waiters time out".into()), src(&["repositories", name, "index", "update_event_send_freq_ms"]).or(rsrc).as_ref());
-                }
+            Some(c) if r.index.update_event_send_freq_ms >= c.index_update_listener_timeout_ms => {
+                w.push(Severity::Warning, &format!("repositories.{name}.index.update_event_send_freq_ms"), &format!("update_event_send_freq_ms ({}) is not below channel {:?}'s index_update_listener_timeout_ms ({}): waiters would give up in the middle of an update", r.index.update_event_send_freq_ms, c.name, c.index_update_listener_timeout_ms), Some("send in-progress messages more often than waiters time out".into()), src(&["repositories", name, "index", "update_event_send_freq_ms"]).or(rsrc).as_ref());
             }
+            _ => {}
         }
     }
 

@@ -20,22 +20,12 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RepositoryConfig {
     pub use_index: bool,
     /// Our extension: where the repository lives.
     pub address: Option<RepoAddress>,
     pub index: IndexConfig,
-}
-
-impl Default for RepositoryConfig {
-    fn default() -> Self {
-        RepositoryConfig {
-            use_index: false,
-            address: None,
-            index: IndexConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

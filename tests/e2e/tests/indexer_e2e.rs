@@ -1,0 +1,414 @@
+//! Issue 5 end to end: the Indexer service and waiting, with the built
+//! binaries against Tansu.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use spk_e2e::*;
+
+const BUILD: &str = "3I42H3S6";
+
+struct Fx {
+    site: Site,
+    repo: std::path::PathBuf,
+    pkg_topic: String,
+    idx_topic: String,
+    bootstrap: String,
+}
+
+/// A site with repository `origin` of `n` packages (one version each) and
+/// an indexer `main`. Partitions: 3 for package updates, 1 for status.
+fn fixture_on(bootstrap: &str, n: usize, create: bool) -> Fx {
+    let site = Site::new();
+    let repo = site.path().join("origin");
+    for i in 0..n {
+        write_spec(&repo, &format!("pkg-{i:02}"), "1.0.0", BUILD);
+    }
+    std::fs::create_dir_all(repo.join("packages")).unwrap();
+    let pkg_topic = unique("pkgs");
+    let idx_topic = unique("idx");
+    if create {
+        create_topics_on(bootstrap, &[&pkg_topic], 3);
+        create_topics_on(bootstrap, &[&idx_topic], 1);
+    }
+    site.write_config(&format!(
+        r#"
+[repositories.origin]
+use_index = true
+address = "origin"
+index = {{ update_message_channel = "main", update_event_send_freq_ms = 300, lock_sleep_seconds = 1 }}
+
+[[messaging]]
+kafka = {{ name = "main", brokers = ["{bootstrap}"], repo_names = ["origin"], package_updates_topic_name = "{pkg_topic}", index_updates_topic_name = "{idx_topic}", message_timeout_ms = 5000, producer_queue_timeout_ms = 1000, index_update_listener_timeout_ms = 30000, index_update_listener_recent_past_duration_ms = 60000, index_update_listener_broker_fetch_timeout_ms = 10000 }}
+
+[indexers.main]
+message_channel_name = "main"
+repo_name = "origin"
+heartbeat_freq_ms = 1000
+quiet_period_ms = 500
+session_timeout_ms = 10000
+"#
+    ));
+    Fx {
+        site,
+        repo,
+        pkg_topic,
+        idx_topic,
+        bootstrap: bootstrap.to_string(),
+    }
+}
+
+fn fixture(n: usize) -> Fx {
+    fixture_on(&bootstrap(), n, true)
+}
+
+impl Fx {
+    fn wait_heartbeat(&self, proc: &IndexerProc) {
+        let hb = wait_for_record_on(
+            &self.bootstrap,
+            &self.idx_topic,
+            Duration::from_secs(60),
+            |v| v["event"] == "indexer heartbeat",
+        );
+        assert!(
+            hb.is_some(),
+            "no heartbeat from the indexer; log:\n{}",
+            proc.log_text()
+        );
+    }
+
+    fn event_line(&self, event: &str, pkg: &str) -> String {
+        let url = format!("file:{}", self.repo.display());
+        format!("{{\"event\":\"{event}\",\"repo\":\"{url}\",\"repo_name\":\"origin\",\"package\":\"{pkg}\"}}\n")
+    }
+
+    fn send_file(&self, lines: &str) {
+        let f = self.site.path().join(format!("{}.jsonl", unique("events")));
+        std::fs::write(&f, lines).unwrap();
+        let out = self.site.run(&[
+            "repo",
+            "send-event",
+            "--repo",
+            "origin",
+            "--from-file",
+            f.to_str().unwrap(),
+        ]);
+        assert!(out.status.success());
+    }
+
+    fn wait_index(&self, since: i64, extra: &[&str]) -> std::process::Output {
+        let since = since.to_string();
+        let mut args = vec![
+            "messaging",
+            "wait-index",
+            "--repo",
+            "origin",
+            "--since",
+            &since,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        self.site.run(&args)
+    }
+
+    fn assert_index_matches_repo(&self) {
+        let with = ls_all(&self.site, "origin", false);
+        let without = ls_all(&self.site, "origin", true);
+        assert_eq!(with, without, "ls with and without the index differ");
+        assert_eq!(without, repo_contents(&self.repo));
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn two_hundred_events_end_with_the_index_equal_to_the_repository() {
+    let fx = fixture(20);
+    let idx = IndexerProc::start(&fx.site, "main", &[]);
+    fx.wait_heartbeat(&idx);
+    let since = now();
+
+    // 200 events over 20 packages: new versions, removals, duplicates, SPK's
+    // own spelling, one generate index; plus malformed ones and another
+    // repository's, sent raw.
+    let mut lines = String::new();
+    let mut count = 0;
+    for i in 0..150 {
+        let p = format!("pkg-{:02}", i % 20);
+        let v = format!("2.{}.0", i / 20);
+        write_spec(&fx.repo, &p, &v, BUILD);
+        let event = if i % 10 == 3 {
+            "Published"
+        } else {
+            "package published"
+        };
+        lines.push_str(&fx.event_line(event, &format!("{p}/{v}/{BUILD}")));
+        count += 1;
+        if i % 15 == 0 {
+            lines.push_str(&fx.event_line("package published", &format!("{p}/{v}/{BUILD}"))); // duplicate
+            count += 1;
+        }
+    }
+    for i in 0..20 {
+        // Remove the original 1.0.0 of the even packages, and a 2.x of some.
+        if i % 2 == 0 {
+            let p = format!("pkg-{i:02}");
+            remove_spec(&fx.repo, &p, "1.0.0", BUILD);
+            lines.push_str(&fx.event_line(
+                if i % 4 == 0 {
+                    "Removed"
+                } else {
+                    "package removed"
+                },
+                &format!("{p}/1.0.0/{BUILD}"),
+            ));
+            count += 1;
+        }
+    }
+    lines.push_str(&fx.event_line("generate index", ""));
+    count += 1;
+    for i in 0..(185 - count) {
+        let p = format!("pkg-{:02}", i % 20);
+        lines.push_str(&fx.event_line("package modified", &format!("{p}/2.0.0/{BUILD}")));
+    }
+    fx.send_file(&lines);
+    let elsewhere = r#"{"event":"package published","repo":"file:/elsewhere","repo_name":"elsewhere","package":"pkg-00/9.9.9/3I42H3S6"}"#;
+    let mut raw: Vec<(&str, &[u8])> = vec![
+        ("x", b"not json at all"),
+        ("x", &[0xff, 0xfe, 0x00]),
+        ("x", br#"{"event":"package exploded","repo":"r","repo_name":"origin","package":"a-b/1/src"}"#),
+        ("x", br#"{"event":"package published","repo":"r","repo_name":"origin","package":"mypkg/1.2.3/ABCDEF"}"#),
+        ("x", br#"{"repo_name":"origin"}"#),
+    ];
+    for _ in 0..10 {
+        raw.push(("pkg-00", elsewhere.as_bytes()));
+    }
+    produce_raw(&fx.pkg_topic, &raw); // 15 more: 200 in all
+
+    let out = fx.wait_index(since, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "indexer log:\n{}",
+        idx.log_text()
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "completed");
+    fx.assert_index_matches_repo();
+    assert!(!repo_contents(&fx.repo).contains_key("elsewhere"));
+    let log = idx.log_text();
+    assert!(log.contains("skipping malformed message"), "{log}");
+    assert!(
+        log.contains(&format!("topic {} partition", fx.pkg_topic)),
+        "{log}"
+    );
+
+    // It stays up, and SIGTERM stops it cleanly.
+    let code = idx.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn kill_9_mid_update_then_restart_loses_nothing() {
+    let fx = fixture(20);
+    // A slow indexer: every spec read takes 150 ms, so a full run takes seconds.
+    let idx = IndexerProc::start(&fx.site, "main", &[("SPK_TEST_SLOW_SPEC_READ_MS", "150")]);
+    fx.wait_heartbeat(&idx);
+    let since = now();
+    for i in 0..5 {
+        write_spec(&fx.repo, &format!("pkg-{i:02}"), "3.0.0", BUILD);
+    }
+    let mut lines = String::new();
+    for i in 0..5 {
+        lines.push_str(&fx.event_line("package published", &format!("pkg-{i:02}/3.0.0/{BUILD}")));
+    }
+    lines.push_str(&fx.event_line("generate index", ""));
+    fx.send_file(&lines);
+    let started = wait_for_record(&fx.idx_topic, Duration::from_secs(60), |v| {
+        v["event"] == "index in-progress"
+    });
+    assert!(
+        started.is_some(),
+        "the update never started; log:\n{}",
+        idx.log_text()
+    );
+    let mut idx = idx;
+    idx.child.kill().unwrap(); // SIGKILL, mid-update
+    idx.child.wait().unwrap();
+    // The previous index (or none) is intact: ls works either way.
+    let out = fx.site.run(&["repo", "ls", "--repo", "origin"]);
+    assert!(out.status.success());
+
+    // Restarted (fast now), it redoes the uncommitted events.
+    let idx2 = IndexerProc::start(&fx.site, "main", &[]);
+    let out = fx.wait_index(since, &[]);
+    assert_eq!(out.status.code(), Some(0), "log:\n{}", idx2.log_text());
+    fx.assert_index_matches_repo();
+    for i in 0..5 {
+        assert!(ls_all(&fx.site, "origin", false)[&format!("pkg-{i:02}")].contains_key("3.0.0"));
+    }
+}
+
+#[test]
+fn two_replicas_one_killed_the_other_keeps_the_index_current() {
+    let fx = fixture(10);
+    let a = IndexerProc::start(&fx.site, "main", &[]);
+    let mut b = IndexerProc::start(&fx.site, "main", &[]);
+    fx.wait_heartbeat(&a);
+    let since = now();
+    let mut lines = String::new();
+    for i in 0..10 {
+        write_spec(&fx.repo, &format!("pkg-{i:02}"), "4.0.0", BUILD);
+        lines.push_str(&fx.event_line("package published", &format!("pkg-{i:02}/4.0.0/{BUILD}")));
+    }
+    fx.send_file(&lines);
+    let out = fx.wait_index(since, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    drop(a); // SIGKILL one replica
+    std::thread::sleep(Duration::from_secs(1));
+    let since = now();
+    let mut lines = String::new();
+    for i in 0..10 {
+        write_spec(&fx.repo, &format!("pkg-{i:02}"), "5.0.0", BUILD);
+        lines.push_str(&fx.event_line("package published", &format!("pkg-{i:02}/5.0.0/{BUILD}")));
+    }
+    fx.send_file(&lines);
+    // The survivor takes over the partitions after the session timeout.
+    let out = fx.wait_index(since, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "survivor log:\n{}",
+        b.log_text()
+    );
+    assert!(b.is_running());
+    // Let any in-flight run finish, then compare.
+    let t = Instant::now();
+    loop {
+        let with = ls_all(&fx.site, "origin", false);
+        if with == repo_contents(&fx.repo) || t.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    fx.assert_index_matches_repo();
+}
+
+#[test]
+fn wait_index_down_alive_and_stalled() {
+    // Down: nothing on the status topic.
+    let fx = fixture(3);
+    let t = Instant::now();
+    let out = fx.wait_index(now(), &[]);
+    assert_eq!(out.status.code(), Some(5), "indexer down exits 5");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "and at once, not after the 30 s listener timeout"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["outcome"], "indexer-down");
+
+    // Stalled: a recent heartbeat, then silence.
+    let url = format!("file:{}", fx.repo.display());
+    let hb = format!(
+        r#"{{"event":"indexer heartbeat","repo":"{url}","name":"main","start":{}}}"#,
+        now()
+    );
+    produce_raw(&fx.idx_topic, &[("origin", hb.as_bytes())]);
+    let out = fx.wait_index(now(), &["--timeout-ms", "2000"]);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "stalled indexer times out with 6"
+    );
+
+    // Alive and completing.
+    let idx = IndexerProc::start(&fx.site, "main", &[]);
+    fx.wait_heartbeat(&idx);
+    let since = now();
+    write_spec(&fx.repo, "pkg-00", "7.0.0", BUILD);
+    fx.send_file(&fx.event_line("package published", &format!("pkg-00/7.0.0/{BUILD}")));
+    let out = fx.wait_index(since, &[]);
+    assert_eq!(out.status.code(), Some(0), "log:\n{}", idx.log_text());
+    assert!(ls_all(&fx.site, "origin", false)["pkg-00"].contains_key("7.0.0"));
+}
+
+#[test]
+fn broker_stopped_and_restarted_under_a_running_indexer() {
+    // A broker of our own, with storage that survives a restart.
+    let work = std::path::PathBuf::from(
+        std::env::var("SPK_E2E_WORKDIR").unwrap_or_else(|_| "/tmp".into()),
+    )
+    .join(unique("restart"));
+    std::fs::create_dir_all(&work).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start_broker = || {
+        let log = std::fs::File::create(work.join(format!("tansu-{}.log", unique("b")))).unwrap();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .current_dir(&work)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(30), "tansu did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    };
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let bootstrap = format!("127.0.0.1:{port}");
+    let mut broker = Kill(start_broker());
+    let fx = fixture_on(&bootstrap, 5, true);
+    let mut idx = IndexerProc::start(&fx.site, "main", &[]);
+    fx.wait_heartbeat(&idx);
+    let since = now();
+    write_spec(&fx.repo, "pkg-00", "8.0.0", BUILD);
+    fx.send_file(&fx.event_line("package published", &format!("pkg-00/8.0.0/{BUILD}")));
+    assert_eq!(fx.wait_index(since, &[]).status.code(), Some(0));
+
+    // Stop the broker for a while; the indexer must ride it out.
+    drop(broker);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        idx.is_running(),
+        "the indexer exited while the broker was down:\n{}",
+        idx.log_text()
+    );
+    broker = Kill(start_broker());
+    let since = now();
+    write_spec(&fx.repo, "pkg-01", "8.0.0", BUILD);
+    fx.send_file(&fx.event_line("package published", &format!("pkg-01/8.0.0/{BUILD}")));
+    let out = fx.wait_index(since, &[]);
+    assert_eq!(out.status.code(), Some(0), "log:\n{}", idx.log_text());
+    assert!(idx.is_running());
+    fx.assert_index_matches_repo();
+    drop(broker);
+}
