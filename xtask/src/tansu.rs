@@ -16,7 +16,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("SPK_TOOLS_CACHE") {
         return PathBuf::from(d);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".cache/spk-dev")
 }
 
@@ -30,9 +32,21 @@ pub fn ensure_installed() -> Result<PathBuf> {
     if bin.is_file() {
         return Ok(bin);
     }
-    eprintln!("xtask: installing tansu {VERSION} into {} (about 20 minutes on 2 cores, once)", root.display());
+    eprintln!(
+        "xtask: installing tansu {VERSION} into {} (about 20 minutes on 2 cores, once)",
+        root.display()
+    );
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["install", "tansu", "--version", VERSION, "--locked", "--features", "dynostore,libsql", "--root"])
+        .args([
+            "install",
+            "tansu",
+            "--version",
+            VERSION,
+            "--locked",
+            "--features",
+            "dynostore,libsql",
+            "--root",
+        ])
         .arg(&root)
         .status()
         .context("cannot run cargo install tansu")?;
@@ -63,7 +77,15 @@ impl Broker {
         let out = std::fs::File::create(&log)?;
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(bin)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", storage])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                storage,
+            ])
             .current_dir(workdir)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
@@ -74,13 +96,19 @@ impl Broker {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = b.child.try_wait()? {
-                bail!("tansu exited at start-up ({status}); log:\n{}", b.log_tail());
+                bail!(
+                    "tansu exited at start-up ({status}); log:\n{}",
+                    b.log_tail()
+                );
             }
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(b);
             }
             if Instant::now() > deadline {
-                bail!("tansu did not listen on port {port} within 30 s; log:\n{}", b.log_tail());
+                bail!(
+                    "tansu did not listen on port {port} within 30 s; log:\n{}",
+                    b.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -33,7 +33,10 @@ pub fn run_all(args: &[String]) -> Result<()> {
         .env("SPK_E2E_TANSU", &bin)
         .env("SPK_E2E_WORKDIR", &work));
     if result.is_err() {
-        eprintln!("xtask: end-to-end tests failed; tansu log tail:\n{}", broker.log_tail());
+        eprintln!(
+            "xtask: end-to-end tests failed; tansu log tail:\n{}",
+            broker.log_tail()
+        );
     }
     drop(broker);
     result.context("end-to-end tier failed")
