@@ -53,7 +53,8 @@ fn digest(rng: &mut Rng) -> String {
 }
 
 /// The spec text of one build.
-fn spec(rng: &mut Rng, name: &str, version: &str, build: &str, packages: usize) -> String {
+fn spec(rng: &mut Rng, index: usize, version: &str, build: &str, packages: usize) -> String {
+    let name = &package_name(index);
     let mut s = String::with_capacity(1200);
     let _ = writeln!(s, "pkg: {name}/{version}/{build}");
     let _ = writeln!(s, "api: v0/package");
@@ -77,8 +78,9 @@ fn spec(rng: &mut Rng, name: &str, version: &str, build: &str, packages: usize) 
         if rng.below(2) == 0 { "off" } else { "on" }
     );
     let deps = if packages > 1 { 1 + rng.below(4) } else { 0 };
+    // Dependencies on other packages, never on itself.
     let dep_names: Vec<String> = (0..deps)
-        .map(|_| package_name(rng.below(packages as u64) as usize))
+        .map(|_| package_name((index + 1 + rng.below(packages as u64 - 1) as usize) % packages))
         .collect();
     for d in &dep_names {
         let _ = writeln!(s, "    - pkg: {d}/{}.{}", 1 + rng.below(3), rng.below(10));
@@ -161,7 +163,7 @@ pub fn generate(
                 ids.insert(id);
             }
             for b in ids {
-                let text = spec(&mut rng, &name, &v, &b, packages);
+                let text = spec(&mut rng, p, &v, &b, packages);
                 let f = dir.join(format!("{b}.yaml"));
                 std::fs::write(&f, text)
                     .with_context(|| format!("cannot write {}", f.display()))?;

@@ -9,6 +9,8 @@
 
 use anyhow::{bail, Result};
 
+mod bench_index;
+mod genrepo;
 mod tansu;
 mod test;
 mod util;
@@ -20,6 +22,10 @@ fn main() -> Result<()> {
     };
     match task.as_str() {
         "test" => test::run_all(rest),
-        other => bail!("unknown task {other:?}; expected test, bench, gen-repo or demo (args: {rest:?})"),
+        "bench" => bench_index::run(rest),
+        "gen-repo" => genrepo::run(rest),
+        other => {
+            bail!("unknown task {other:?}; expected test, bench, gen-repo or demo (args: {rest:?})")
+        }
     }
 }

@@ -339,6 +339,7 @@ fn generate(req: &IndexRequest) -> Result<IndexSummary, IndexError> {
 
     let hook = req.read_hook.as_ref();
     let done = AtomicU64::new(0);
+    let t_read = Instant::now();
     let (sections, problems, updated, fresh) = match &old {
         None => {
             let (names, mut problems) = repo.package_names()?;
@@ -399,6 +400,11 @@ fn generate(req: &IndexRequest) -> Result<IndexSummary, IndexError> {
         tool: format!("spk-repo {}", env!("CARGO_PKG_VERSION")),
     };
     drop(old);
+    tracing::debug!(
+        "read the repository and built {} sections in {:?}",
+        sections.len(),
+        t_read.elapsed()
+    );
     let index_bytes = install(
         &dir,
         &index_path,
@@ -563,12 +569,15 @@ fn install(
         let _ = std::fs::remove_file(&tmp);
         e
     };
+    let t = Instant::now();
     let len = write_index(file, &tmp, meta, sections).map_err(|e| {
         cleanup(match e {
             IndexFileError::Io { path, source } => IndexError::Write { path, source },
             other => IndexError::Verify(other),
         })
     })?;
+    tracing::debug!("wrote and synced {len} bytes in {:?}", t.elapsed());
+    let t = Instant::now();
     // Read back what is on disk and check every section before using it.
     let check = Index::open(&tmp).and_then(|i| {
         // Every crc; every section written afresh decoded.
@@ -582,6 +591,7 @@ fn install(
         Ok(())
     });
     check.map_err(|e| cleanup(IndexError::Verify(e)))?;
+    tracing::debug!("verified the new index in {:?}", t.elapsed());
     if let Some(p) = pause {
         tracing::warn!("test hook: pausing {p:?} before renaming the new index in");
         std::thread::sleep(p);

@@ -180,7 +180,9 @@ pub fn write_index(
     }
     w.flush().map_err(io)?;
     drop(w);
+    let t = std::time::Instant::now();
     file.sync_all().map_err(io)?;
+    tracing::debug!("fsync of {file_len} bytes took {:?}", t.elapsed());
     Ok(file_len)
 }
 
