@@ -456,8 +456,15 @@ fn update(req: &IndexRequest, repo: &Repository, old: &Index) -> Result<Built, I
     let mut fresh = BTreeSet::new();
     // name -> new section (None: the package is gone).
     let mut out: BTreeMap<String, Option<Section>> = BTreeMap::new();
-    for i in 0..old.len() {
-        match old.section(i) {
+    let t = Instant::now();
+    let copied = old.all_sections();
+    tracing::debug!(
+        "read and checked {} old sections in {:?}",
+        copied.len(),
+        t.elapsed()
+    );
+    for (i, section) in copied.into_iter().enumerate() {
+        match section {
             Ok(s) => {
                 out.insert(s.name.clone(), Some(s));
             }
@@ -477,6 +484,7 @@ fn update(req: &IndexRequest, repo: &Repository, old: &Index) -> Result<Built, I
             }
         }
     }
+    tracing::debug!("kept the old sections after {:?}", t.elapsed());
     let total = targets.len() as u64;
     for (done, (name, target)) in targets.into_iter().enumerate() {
         if let Some(p) = &req.progress {
