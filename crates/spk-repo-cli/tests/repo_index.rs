@@ -20,9 +20,7 @@ fn full_generation_prints_a_summary_and_json() {
         .stdout(predicate::str::contains(
             "full generation: 3 packages, 9 versions, 27 builds, 3 deprecated, 0 skipped",
         ))
-        .stderr(predicate::str::contains(
-            "no status messages",
-        ));
+        .stderr(predicate::str::contains("no status messages"));
     let out = spk(&cfg)
         .args(["repo", "index", "--repo", "origin", "--format", "json"])
         .assert()
