@@ -15,6 +15,8 @@ fn cargo() -> Command {
 
 pub fn run_all(args: &[String]) -> Result<()> {
     let e2e_only = args.iter().any(|a| a == "--e2e-only");
+    // Anything after `--` goes to the end-to-end test binary (e.g. a filter).
+    let passthrough: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     if !e2e_only {
         run(cargo().args(["test", "--workspace", "--exclude", "spk-e2e"]))?;
     }
@@ -28,6 +30,7 @@ pub fn run_all(args: &[String]) -> Result<()> {
     let spk = root().join("target/debug/spk");
     let result = run(cargo()
         .args(["test", "-p", "spk-e2e", "--", "--test-threads=2"])
+        .args(passthrough)
         .env("SPK_E2E_BOOTSTRAP", broker.bootstrap())
         .env("SPK_E2E_SPK", &spk)
         .env("SPK_E2E_TANSU", &bin)

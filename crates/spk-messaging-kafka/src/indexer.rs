@@ -2,8 +2,15 @@
 //!
 //! One loop, one thread, so the order of what it does is easy to follow:
 //!
-//! - poll the package updates topic (consumer group `spk-indexer-NAME`,
-//!   auto commit off, `auto.offset.reset = earliest`);
+//! - read every partition of the package updates topic, from the offsets
+//!   committed by consumer group `spk-indexer-NAME` (earliest when none;
+//!   auto commit off). Replicas do *not* split partitions through a group
+//!   join: a join takes seconds on some brokers, and a killed member can
+//!   keep its partitions until the broker expels it (Tansu 0.6 never did in
+//!   our tests), stranding their events. Every replica reads everything;
+//!   the index lock serializes their runs, and a run repeated by a second
+//!   replica is idempotent and cheap. New partitions are picked up when the
+//!   topic's metadata is refreshed;
 //! - collect `name/version` of events about this repository (matched by name
 //!   or by normalised address); `generate index` makes the next run full;
 //!   malformed payloads are logged with topic/partition/offset and skipped;
@@ -21,7 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -30,11 +37,12 @@ use rdkafka::{Offset, TopicPartitionList};
 use spk_messaging_core::config::{Config, IndexerConfig, KafkaChannelConfig, ResolvedRepo};
 use spk_messaging_core::indexing::{IndexRunError, IndexRunner, IndexScope};
 use spk_messaging_core::{
-    IndexEvent, IndexStatusMessage, PackageEvent, PackageUpdateMessage, PkgIdent, RepoAddress,
+    IndexEvent, IndexStatusMessage, IndexStatusReporter, PackageEvent, PackageUpdateMessage,
+    PkgIdent, RepoAddress, ReportError,
 };
 
 use crate::client::{client_config, ChannelContext, ClientError};
-use crate::producer::Producers;
+use crate::producer::{ChannelProducer, Producers};
 use crate::reporter::KafkaStatusReporter;
 
 /// Why the indexer refuses to start (or stopped on a non-transient error).
@@ -236,13 +244,14 @@ pub fn run(
             channel: ch.name.clone(),
             reason: e.to_string(),
         })?;
-    consumer
-        .subscribe(&[setup.package_topic.as_str()])
-        .map_err(|e| ClientError::Create {
-            channel: ch.name.clone(),
-            reason: e.to_string(),
-        })?;
-    let producer = Producers::global().get(ch)?;
+    let out = StatusOut {
+        ch,
+        topic: setup.status_topic.clone(),
+        key: setup.repo.name.clone(),
+        producer: Mutex::new(Producers::global().get(ch)?),
+        failed: AtomicBool::new(false),
+        last_rebuild: Mutex::new(None),
+    };
     let repo_url = setup.repo.address.to_url();
     tracing::info!(indexer = %setup.name, group = %group, topic = %setup.package_topic, repo = %repo_url, "indexer started");
 
@@ -253,12 +262,10 @@ pub fn run(
             name: setup.name.clone(),
             start: chrono::Utc::now().timestamp(),
         };
-        // A fresh reporter each time: one undelivered heartbeat must not
-        // silence the next ones once the broker is back.
-        let r = KafkaStatusReporter::new(producer.clone(), &setup.status_topic, &setup.repo.name);
-        if let Err(e) = r.send(&msg) {
+        if let Err(e) = out.reporter().report(&msg) {
             tracing::warn!("heartbeat not delivered: {e}");
         }
+        out.recover();
     };
     heartbeat();
     let heartbeat_every = Duration::from_millis(setup.indexer.heartbeat_freq_ms);
@@ -270,7 +277,46 @@ pub fn run(
     let mut failures: u32 = 0;
     let mut last_poll_error: Option<Instant> = None;
 
+    let fetch_timeout =
+        Duration::from_millis(ch.index_update_listener_broker_fetch_timeout_ms.min(10_000));
+    let mut assigned: BTreeSet<i32> = BTreeSet::new();
+    let mut next_assign_check = Instant::now();
+
     while !stop.load(Ordering::SeqCst) {
+        if Instant::now() >= next_assign_check {
+            match assign_new_partitions(
+                &consumer,
+                &setup.package_topic,
+                &mut assigned,
+                fetch_timeout,
+            ) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    "reading {n} more partition(s) of {}; {} in all",
+                    setup.package_topic,
+                    assigned.len()
+                ),
+                Err(e) => tracing::warn!(
+                    "cannot read the partitions of {} yet: {e}; retrying",
+                    setup.package_topic
+                ),
+            }
+            // Soon while nothing is assigned (broker down at start), then now and then.
+            next_assign_check = Instant::now()
+                + if assigned.is_empty() {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_secs(30)
+                };
+        }
+        if assigned.is_empty() {
+            std::thread::sleep(Duration::from_millis(100));
+            if last_status.elapsed() >= heartbeat_every {
+                heartbeat();
+                last_status = Instant::now();
+            }
+            continue;
+        }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(e)) => {
@@ -313,12 +359,10 @@ pub fn run(
             if quiet_enough && may_retry {
                 let scope = pending.scope();
                 tracing::info!("indexing {scope:?}");
-                let reporter = KafkaStatusReporter::new(
-                    producer.clone(),
-                    &setup.status_topic,
-                    &setup.repo.name,
-                );
-                match runner.run(&scope, &reporter) {
+                let reporter = out.reporter();
+                let result = runner.run(&scope, &reporter);
+                out.recover();
+                match result {
                     Ok(summary) => {
                         tracing::info!("index updated: {summary}");
                         commit(&consumer, &setup.package_topic, &pending.offsets);
@@ -355,10 +399,121 @@ pub fn run(
         setup.name,
         pending.items.len()
     );
-    if let Err(e) = producer.close() {
+    if let Err(e) = out.producer().close() {
         tracing::warn!("{e}");
     }
     Ok(())
+}
+
+/// Where heartbeats and run status go. A producer whose send failed is
+/// replaced (at most every few seconds): after a broker outage an
+/// idempotent producer can be left unable to send again (seen with a Tansu
+/// restart), and a service that runs for months must not keep a dead one.
+struct StatusOut<'a> {
+    ch: &'a KafkaChannelConfig,
+    topic: String,
+    key: String,
+    producer: Mutex<Arc<ChannelProducer>>,
+    failed: AtomicBool,
+    last_rebuild: Mutex<Option<Instant>>,
+}
+
+const REBUILD_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+
+impl StatusOut<'_> {
+    fn producer(&self) -> Arc<ChannelProducer> {
+        self.producer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A reporter for one run or heartbeat; a fresh one each time, so that
+    /// one undelivered message does not silence the next ones.
+    fn reporter(&self) -> Tracked<'_> {
+        Tracked {
+            inner: KafkaStatusReporter::new(self.producer(), &self.topic, &self.key),
+            failed: &self.failed,
+        }
+    }
+
+    /// Replaces the producer if a send failed since the last call.
+    fn recover(&self) {
+        if !self.failed.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let mut last = self.last_rebuild.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < REBUILD_AT_MOST_EVERY) {
+            self.failed.store(true, Ordering::SeqCst); // try again later
+            return;
+        }
+        *last = Some(Instant::now());
+        match ChannelProducer::new(self.ch) {
+            Ok(p) => {
+                tracing::info!(channel = %self.ch.name, "a status send failed: using a new producer");
+                *self.producer.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(p);
+            }
+            Err(e) => tracing::warn!("cannot make a new producer: {e}"),
+        }
+    }
+}
+
+/// Sends through a [`KafkaStatusReporter`], noting any failure.
+struct Tracked<'a> {
+    inner: KafkaStatusReporter,
+    failed: &'a AtomicBool,
+}
+
+impl IndexStatusReporter for Tracked<'_> {
+    fn report(&self, msg: &IndexStatusMessage) -> Result<(), ReportError> {
+        self.inner
+            .report(msg)
+            .inspect_err(|_| self.failed.store(true, Ordering::SeqCst))
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// Assigns the partitions of `topic` not yet in `assigned`, each from the
+/// group's committed offset (earliest when none). Returns how many were added.
+fn assign_new_partitions(
+    consumer: &BaseConsumer<ChannelContext>,
+    topic: &str,
+    assigned: &mut BTreeSet<i32>,
+    timeout: Duration,
+) -> Result<usize, rdkafka::error::KafkaError> {
+    let md = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut fresh = TopicPartitionList::new();
+    for t in md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+    {
+        for p in t.partitions() {
+            if !assigned.contains(&p.id()) {
+                fresh.add_partition(topic, p.id());
+            }
+        }
+    }
+    if fresh.count() == 0 {
+        return Ok(0);
+    }
+    let committed = consumer.committed_offsets(fresh, timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    for e in committed.elements() {
+        let from = match e.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ => Offset::Beginning,
+        };
+        tpl.add_partition_offset(topic, e.partition(), from)?;
+    }
+    consumer.incremental_assign(&tpl)?;
+    let n = tpl.count();
+    for e in tpl.elements() {
+        assigned.insert(e.partition());
+    }
+    Ok(n)
 }
 
 fn commit(consumer: &BaseConsumer<ChannelContext>, topic: &str, offsets: &BTreeMap<i32, i64>) {
@@ -374,8 +529,9 @@ fn commit(consumer: &BaseConsumer<ChannelContext>, topic: &str, offsets: &BTreeM
     }
 }
 
-/// Consumers (the indexer's and the waiter's) share the channel context, and
-/// the indexer's group rebalances are worth a line in the log.
+/// Consumers (the indexer's and the waiter's) share the channel context;
+/// neither joins a group, but should one ever rebalance, it is worth a line
+/// in the log.
 impl rdkafka::consumer::ConsumerContext for ChannelContext {
     fn post_rebalance(
         &self,

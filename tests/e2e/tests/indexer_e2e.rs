@@ -297,6 +297,7 @@ fn two_replicas_one_killed_the_other_keeps_the_index_current() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+    eprintln!("survivor log:\n{}", b.log_text());
     fx.assert_index_matches_repo();
 }
 
