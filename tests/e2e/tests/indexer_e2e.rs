@@ -173,7 +173,7 @@ fn two_hundred_events_end_with_the_index_equal_to_the_repository() {
     }
     lines.push_str(&fx.event_line("generate index", ""));
     count += 1;
-    for i in 0..(185 - count) {
+    for i in 0..(184 - count) {
         let p = format!("pkg-{:02}", i % 20);
         lines.push_str(&fx.event_line("package modified", &format!("{p}/2.0.0/{BUILD}")));
     }

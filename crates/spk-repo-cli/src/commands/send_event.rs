@@ -93,6 +93,15 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
+    /// After sending, wait until the repository's index has caught up: an
+    /// "index completed" for a run started at or after these sends (exit 5
+    /// when no indexer is alive, 6 on timeout; see `messaging wait-index`).
+    #[arg(long, conflicts_with = "dry_run")]
+    wait: bool,
+    /// With --wait: give up after this long without a new status message
+    /// (default: the channel's index_update_listener_timeout_ms).
+    #[arg(long, value_name = "MS", requires = "wait")]
+    timeout_ms: Option<u64>,
 }
 
 /// One message to send on one route.
@@ -142,7 +151,14 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
         dry_run(&outgoing, &routes.skipped, args.format);
         return Ok(());
     }
-    send(&cfg, &outgoing, &routes.skipped, &args)
+    // Just before our own sends: the run that covers them starts after.
+    let since = chrono::Utc::now().timestamp();
+    send(&cfg, &outgoing, &routes.skipped, &args)?;
+    if args.wait {
+        let timeout = args.timeout_ms.map(std::time::Duration::from_millis);
+        return super::wait_index::wait(&cfg, &repo, since, timeout, args.format);
+    }
+    Ok(())
 }
 
 /// Package events are keyed by package name so one package's events stay in
