@@ -10,6 +10,7 @@
 use anyhow::{bail, Result};
 
 mod bench_index;
+mod demo;
 mod genrepo;
 mod tansu;
 mod test;
@@ -24,6 +25,7 @@ fn main() -> Result<()> {
         "test" => test::run_all(rest),
         "bench" => bench_index::run(rest),
         "gen-repo" => genrepo::run(rest),
+        "demo" => demo::demo(),
         other => {
             bail!("unknown task {other:?}; expected test, bench, gen-repo or demo (args: {rest:?})")
         }

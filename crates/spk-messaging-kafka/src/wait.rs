@@ -10,7 +10,9 @@
 //!    `index_update_listener_broker_fetch_timeout_ms`);
 //! 2. start every partition at the first message of the recent past
 //!    (`index_update_listener_recent_past_duration_ms`, or `since` if
-//!    earlier), found by timestamp, and read up to those watermarks;
+//!    earlier), found by timestamp, and at least its last 100 messages (not
+//!    every broker looks offsets up by time), and read up to those
+//!    watermarks; message timestamps decide what is recent;
 //! 3. no message about this repository in the recent past: the indexer is
 //!    down, say so at once; otherwise keep reading until an "index
 //!    completed" for the repository with `start >= since` arrives, giving up
@@ -31,6 +33,10 @@ use crate::client::{client_config, ChannelContext, ClientError};
 /// How far back to read a partition when the broker cannot look offsets up
 /// by time.
 const LOOKBACK_WITHOUT_TIMES: i64 = 2000;
+/// Every partition is read at least this far back, whatever the lookup by
+/// time says: some brokers (librdkafka's mock cluster) answer "end" to any
+/// timestamp. Timestamps, not offsets, decide what counts as recent.
+const ALWAYS_READ_LAST: i64 = 100;
 
 /// What to wait for.
 #[derive(Debug, Clone)]
@@ -40,6 +46,13 @@ pub struct WaitRequest {
     pub repo_url: String,
     /// Seconds since the epoch: an "index completed" must have `start >= since`.
     pub since: i64,
+    /// The exact moment (ms since the epoch) of the change waited for, when
+    /// known (`send-event --wait`). `start` has one-second resolution, so a
+    /// run that started in the same second as `since` counts only if its
+    /// "index started" message was sent at or after this moment; otherwise
+    /// a run that finished just before the change would be taken for one
+    /// that covers it.
+    pub since_ms: Option<i64>,
     /// Overrides the channel's `index_update_listener_timeout_ms`.
     pub timeout: Option<Duration>,
 }
@@ -203,11 +216,14 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
             .iter()
             .map(|e| {
                 let (low, high) = ends[&e.partition()];
-                let o = match e.offset() {
+                let by_time = match e.offset() {
                     Offset::Offset(o) => o.clamp(low, high),
                     _ => high,
                 };
-                (e.partition(), o)
+                (
+                    e.partition(),
+                    by_time.min((high - ALWAYS_READ_LAST).max(low)),
+                )
             })
             .collect(),
         Err(e) => {
@@ -246,6 +262,8 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
     let catch_up_deadline = Instant::now() + fetch_timeout;
     let mut caught_up = behind.is_empty();
     let mut deadline = Instant::now() + listen_timeout;
+    // Kafka timestamps of the "index started" messages seen, by `start`.
+    let mut started_at: HashMap<i64, i64> = HashMap::new();
 
     loop {
         if caught_up
@@ -320,7 +338,17 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
         } else {
             deadline = Instant::now() + listen_timeout;
         }
-        if status.event == IndexEvent::Completed && status.start >= req.since {
+        if status.event == IndexEvent::Started {
+            if let Some(t) = ts {
+                started_at.insert(status.start, t);
+            }
+        }
+        let covers = status.start > req.since
+            || (status.start == req.since
+                && req
+                    .since_ms
+                    .is_none_or(|ms| started_at.get(&status.start).is_some_and(|t| *t >= ms)));
+        if status.event == IndexEvent::Completed && covers {
             report.completed = Some(seen.clone());
             report.seen.push(seen);
             report.outcome = WaitOutcome::Completed;

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! `spk repo indexer` refuses to start on a config it cannot serve, with a
 //! clear error and a non-zero exit, before touching any broker.
 

@@ -413,3 +413,37 @@ fn broker_stopped_and_restarted_under_a_running_indexer() {
     fx.assert_index_matches_repo();
     drop(broker);
 }
+
+#[test]
+fn send_event_wait_is_not_fooled_by_a_run_that_ended_just_before() {
+    // A run completes (by hand), then in the same second a new build is
+    // published with --wait: only the indexer's later run covers it, and
+    // --wait must wait for that one, not take the earlier completion.
+    let fx = fixture(3);
+    let idx = IndexerProc::start(&fx.site, "main", &[]);
+    fx.wait_heartbeat(&idx);
+    for round in 0..3 {
+        let v = format!("9.{round}.0");
+        let out = fx.site.run(&["repo", "index", "--repo", "origin"]);
+        assert!(out.status.success());
+        write_spec(&fx.repo, "pkg-01", &v, BUILD);
+        let out = fx.site.run(&[
+            "repo",
+            "send-event",
+            "--repo",
+            "origin",
+            "--event",
+            "published",
+            "--package",
+            &format!("pkg-01/{v}/{BUILD}"),
+            "--wait",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "log:\n{}", idx.log_text());
+        // Right after --wait returns, the index has it.
+        let out = fx.site.run(&["repo", "ls", "--repo", "origin", "pkg-01"]);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&v),
+            "round {round}: {v} not in the index yet"
+        );
+    }
+}

@@ -152,7 +152,7 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
         return Ok(());
     }
     // Just before our own sends: the run that covers them starts after.
-    let since = chrono::Utc::now().timestamp();
+    let since = super::wait_index::Since::Moment(chrono::Utc::now().timestamp_millis());
     send(&cfg, &outgoing, &routes.skipped, &args)?;
     if args.wait {
         let timeout = args.timeout_ms.map(std::time::Duration::from_millis);

@@ -39,17 +39,26 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     wait(
         &cfg,
         &repo,
-        since,
+        Since::Seconds(since),
         args.timeout_ms.map(Duration::from_millis),
         args.format,
     )
+}
+
+/// What to wait past.
+#[derive(Debug, Clone, Copy)]
+pub enum Since {
+    /// `--since`: any run with `start >= since`.
+    Seconds(i64),
+    /// The exact moment of our own sends, in ms (see `WaitRequest::since_ms`).
+    Moment(i64),
 }
 
 /// Waits and reports; shared with `send-event --wait`.
 pub fn wait(
     cfg: &Config,
     repo: &ResolvedRepo,
-    since: i64,
+    since: Since,
     timeout: Option<Duration>,
     format: Format,
 ) -> CmdResult {
@@ -57,10 +66,15 @@ pub fn wait(
     let ch = cfg.channel(ch_name).ok_or_else(|| {
         anyhow!("repository {:?}'s index.update_message_channel {ch_name:?} names no channel; there is no status to wait on", repo.name)
     })?;
+    let (since, since_ms) = match since {
+        Since::Seconds(s) => (s, None),
+        Since::Moment(ms) => (ms.div_euclid(1000), Some(ms)),
+    };
     let req = WaitRequest {
         repo_name: repo.name.clone(),
         repo_url: repo.address.to_url(),
         since,
+        since_ms,
         timeout,
     };
     let report = wait_for_index(ch, &req).map_err(|e| Exit::with(exit::FAILURE, e.into()))?;
