@@ -118,13 +118,12 @@ fn ms(s: f64) -> String {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let o = parse(args)?;
-    let root = util::root();
-    util::run(Command::new(env!("CARGO")).args(["build", "--release", "-p", "spk-repo-cli"]))?;
-    let spk = root.join("target/release/spk");
-    let bench = root.join("target/bench");
-    let repo = bench.join(format!("repo-{}x{}x{}", o.packages, o.versions, o.builds));
+/// The synthetic benchmark repository, generated once under target/bench/
+/// and reused (shared with the Kafka and Indexer benchmarks).
+pub fn ensure_repo(packages: usize, versions: usize, builds: usize) -> Result<PathBuf> {
+    let repo = util::root()
+        .join("target/bench")
+        .join(format!("repo-{packages}x{versions}x{builds}"));
     let done = repo.join(".generated");
     if !done.exists() {
         if repo.exists() {
@@ -135,9 +134,19 @@ pub fn run(args: &[String]) -> Result<()> {
             "bench: generating {} (once; reused afterwards)",
             repo.display()
         );
-        genrepo::generate(&repo, o.packages, o.versions, o.builds, 1)?;
+        genrepo::generate(&repo, packages, versions, builds, 1)?;
         std::fs::write(&done, "")?;
     }
+    Ok(repo)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    let root = util::root();
+    util::run(Command::new(env!("CARGO")).args(["build", "--release", "-p", "spk-repo-cli"]))?;
+    let spk = root.join("target/release/spk");
+    let bench = root.join("target/bench");
+    let repo = ensure_repo(o.packages, o.versions, o.builds)?;
     let config = bench.join("empty-config.toml");
     std::fs::write(&config, "# the bench repository is given by path\n")?;
     let r = repo.to_string_lossy().to_string();

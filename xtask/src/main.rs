@@ -10,6 +10,7 @@
 use anyhow::{bail, Result};
 
 mod bench_index;
+mod bench_kafka;
 mod demo;
 mod genrepo;
 mod tansu;
@@ -23,7 +24,14 @@ fn main() -> Result<()> {
     };
     match task.as_str() {
         "test" => test::run_all(rest),
-        "bench" => bench_index::run(rest),
+        "bench" => match rest.split_first() {
+            Some((w, r)) if w == "index" => bench_index::run(r),
+            Some((w, r)) if w == "kafka" => bench_kafka::run(r),
+            _ => {
+                bench_index::run(rest)?;
+                bench_kafka::run(&[])
+            }
+        },
         "gen-repo" => genrepo::run(rest),
         "demo" => demo::demo(),
         other => {

@@ -228,6 +228,9 @@ pub fn run(
             ("enable.auto.commit", "false".into()),
             ("enable.auto.offset.store", "false".into()),
             ("auto.offset.reset", "earliest".into()),
+            // An event should not sit in the broker for librdkafka's default
+            // 500 ms fetch wait before the quiet period even starts.
+            ("fetch.wait.max.ms", "100".into()),
             (
                 "session.timeout.ms",
                 setup.indexer.session_timeout_ms.to_string(),

@@ -151,6 +151,9 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
             ("group.id", group),
             ("enable.auto.commit", "false".into()),
             ("enable.auto.offset.store", "false".into()),
+            // Latency matters here, volume is tiny: do not let the broker
+            // hold an empty fetch for librdkafka's default 500 ms.
+            ("fetch.wait.max.ms", "50".into()),
             (
                 "session.timeout.ms",
                 ch.index_update_listener_session_timeout_ms.to_string(),

@@ -1,0 +1,379 @@
+//! `cargo xtask bench kafka`: the messaging benchmarks, against a local Tansu
+//! broker this task starts (and stops) on a free port, with the release
+//! `spk` binary, as whole processes:
+//!
+//! - one `spk repo send-event` process, start to delivery acknowledged
+//!   (it exits only after the delivery report);
+//! - `spk repo send-event --from-file` with 100,000 events: events/s;
+//! - the Indexer on the 100,000-build synthetic repository: from the start
+//!   of `send-event --wait` for one package to its exit on "index completed"
+//!   (the quiet period is part of it by design, and shown beside it), and
+//!   the Indexer's resident memory while idle and at its peak.
+//!
+//! Figures are medians, printed with their goals. Nothing here is a test.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+use crate::{bench_index, genrepo, tansu, util};
+
+const QUIET_MS: u64 = 500;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for r in futures::executor::block_on(admin.create_topics(&new, &opts))? {
+        if let Err((t, e)) = r {
+            bail!("cannot create topic {t}: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn spk_ok(spk: &Path, config: &Path, args: &[&str]) -> Result<f64> {
+    let t = Instant::now();
+    let out = Command::new(spk)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdout(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run spk {}", args.join(" ")))?;
+    let s = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "spk {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(s)
+}
+
+fn rss_kb(pid: u32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let runs: usize = match args {
+        [flag, n] if flag == "--runs" => n.parse().context("--runs needs a number")?,
+        [] => 10,
+        other => bail!("usage: cargo xtask bench kafka [--runs N]; got {other:?}"),
+    };
+    util::run(Command::new(env!("CARGO")).args(["build", "--release", "-p", "spk-repo-cli"]))?;
+    let root = util::root();
+    let spk = root.join("target/release/spk");
+    let work = root.join("target/bench/kafka");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let tansu_bin = tansu::ensure_installed()?;
+    let broker = tansu::Broker::start(&tansu_bin, &work, "memory://tansu/", tansu::free_port()?)?;
+    let bootstrap = broker.bootstrap();
+    create_topics(&bootstrap, &[("bench-packages", 3), ("bench-index", 1)])?;
+
+    let repo = bench_index::ensure_repo(5000, 4, 5)?;
+    let config = work.join("spk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[repositories.origin]
+use_index = true
+address = "{repo}"
+index = {{ update_message_channel = "bench" }}
+
+[[messaging]]
+kafka = {{ name = "bench", brokers = ["{bootstrap}"], repo_names = ["origin"], package_updates_topic_name = "bench-packages", index_updates_topic_name = "bench-index", index_update_listener_timeout_ms = 30000 }}
+
+[indexers.bench]
+message_channel_name = "bench"
+repo_name = "origin"
+quiet_period_ms = {QUIET_MS}
+heartbeat_freq_ms = 30000
+"#,
+            repo = repo.display()
+        ),
+    )?;
+    // The same channel with idempotence off: librdkafka's idempotent
+    // producer waits 500 ms before asking for a producer id (a fixed timer
+    // at start-up), which a one-shot process cannot avoid.
+    let config_plain = work.join("spk-no-idempotence.toml");
+    std::fs::write(
+        &config_plain,
+        std::fs::read_to_string(&config)?.replace(
+            "index_update_listener_timeout_ms = 30000 }",
+            "index_update_listener_timeout_ms = 30000, properties = { \"enable.idempotence\" = \"false\" } }",
+        ),
+    )?;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    eprintln!("bench: tansu on {bootstrap}; {runs} runs; {cores} cores");
+
+    // 1. One send-event process, start to delivery acknowledged.
+    let one = genrepo::package_name(7);
+    let pkg = format!("{one}/1.0.0/3I42H3S6");
+    spk_ok(
+        &spk,
+        &config,
+        &[
+            "repo",
+            "send-event",
+            "--repo",
+            "origin",
+            "--event",
+            "modified",
+            "--package",
+            &pkg,
+        ],
+    )?; // warm-up
+    let mut single = Vec::new();
+    for _ in 0..runs {
+        single.push(spk_ok(
+            &spk,
+            &config,
+            &[
+                "repo",
+                "send-event",
+                "--repo",
+                "origin",
+                "--event",
+                "modified",
+                "--package",
+                &pkg,
+            ],
+        )?);
+    }
+
+    let mut single_plain = Vec::new();
+    for _ in 0..runs {
+        single_plain.push(spk_ok(
+            &spk,
+            &config_plain,
+            &[
+                "repo",
+                "send-event",
+                "--repo",
+                "origin",
+                "--event",
+                "modified",
+                "--package",
+                &pkg,
+            ],
+        )?);
+    }
+
+    // 2. 100,000 events from a file.
+    let n_events = 100_000;
+    let file = work.join("events.jsonl");
+    let url = format!("file:{}", repo.display());
+    let mut lines = String::with_capacity(n_events * 140);
+    for i in 0..n_events {
+        lines.push_str(&format!(
+            "{{\"event\":\"package published\",\"repo\":\"{url}\",\"repo_name\":\"origin\",\"package\":\"{}/1.{}.0/3I42H3S6\"}}\n",
+            genrepo::package_name(i % 5000),
+            i / 5000
+        ));
+    }
+    std::fs::write(&file, lines)?;
+    let file_s = file.to_string_lossy().to_string();
+    let mut batch = Vec::new();
+    for _ in 0..runs.clamp(1, 5) {
+        batch.push(spk_ok(
+            &spk,
+            &config,
+            &[
+                "repo",
+                "send-event",
+                "--repo",
+                "origin",
+                "--from-file",
+                &file_s,
+            ],
+        )?);
+    }
+
+    // 3. The Indexer on the 100,000-build repository. Its backlog (the
+    //    100,000 events above, over 5,000 packages) is real work, done first.
+    spk_ok(&spk, &config, &["repo", "index", "--repo", "origin"])?;
+    let mut indexer = Command::new(&spk)
+        .arg("--config")
+        .arg(&config)
+        .args(["repo", "indexer", "--name", "bench"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("indexer.log"))?)
+        .spawn()?;
+    let pid = indexer.id();
+    let since = chrono_now_s();
+    let backlog = Instant::now();
+    let caught_up = Command::new(&spk)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "messaging",
+            "wait-index",
+            "--repo",
+            "origin",
+            "--since",
+            &since.to_string(),
+            "--timeout-ms",
+            "120000",
+        ])
+        .stdout(Stdio::null())
+        .status()?;
+    if !caught_up.success() {
+        let _ = indexer.kill();
+        bail!(
+            "the indexer did not catch up with its backlog ({caught_up}); see {}",
+            work.join("indexer.log").display()
+        );
+    }
+    let backlog_s = backlog.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss = rss_kb(pid, "VmRSS:");
+    let mut loop_times = Vec::new();
+    for _ in 0..runs {
+        loop_times.push(spk_ok(
+            &spk,
+            &config,
+            &[
+                "repo",
+                "send-event",
+                "--repo",
+                "origin",
+                "--event",
+                "modified",
+                "--package",
+                &pkg,
+                "--wait",
+            ],
+        )?);
+    }
+    let peak_rss = rss_kb(pid, "VmHWM:");
+    let idle_after = rss_kb(pid, "VmRSS:");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = indexer.wait();
+    drop(broker);
+
+    let mb = |kb: Option<u64>| {
+        kb.map(|k| format!("{:.1} MB", k as f64 / 1024.0))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let single_ms = median(single.clone()) * 1000.0;
+    let rate = n_events as f64 / median(batch.clone());
+    let loop_ms = median(loop_times.clone()) * 1000.0;
+    println!();
+    println!(
+        "Kafka and Indexer benchmarks: Tansu {} on loopback, release spk, {cores} cores",
+        tansu::VERSION
+    );
+    println!("{:<58} {:>14}   goal", "measure", "figure");
+    let row = |what: &str, fig: String, goal: &str| println!("{what:<58} {fig:>14}   {goal}");
+    row(
+        &format!(
+            "send-event, one process to delivery (median of {})",
+            single.len()
+        ),
+        format!("{single_ms:.1} ms"),
+        "< 30 ms",
+    );
+    row(
+        &format!(
+            "  the same with enable.idempotence=false (median of {})",
+            single_plain.len()
+        ),
+        format!("{:.1} ms", median(single_plain.clone()) * 1000.0),
+        "< 30 ms",
+    );
+    row(
+        &format!(
+            "send-event --from-file 100,000 events (median of {})",
+            batch.len()
+        ),
+        format!("{rate:.0} ev/s"),
+        ">= 50,000 ev/s",
+    );
+    row(
+        &format!(
+            "send-event --wait to index completed (median of {})",
+            loop_times.len()
+        ),
+        format!("{loop_ms:.0} ms"),
+        &format!("quiet period ({QUIET_MS} ms) + < 1 s"),
+    );
+    row(
+        "  of which beyond the quiet period",
+        format!("{:.0} ms", loop_ms - QUIET_MS as f64),
+        "< 1000 ms",
+    );
+    row(
+        "indexer backlog: 100,000 events over 5,000 packages",
+        format!("{backlog_s:.2} s"),
+        "",
+    );
+    row("indexer resident memory, idle", mb(idle_rss), "");
+    row(
+        "indexer resident memory, idle after updates",
+        mb(idle_after),
+        "",
+    );
+    row(
+        "indexer peak resident memory (VmHWM, incl. updates)",
+        mb(peak_rss),
+        "",
+    );
+    println!(
+        "raw: single {:?} s; batch {:?} s; loop {:?} s",
+        single
+            .iter()
+            .map(|x| (x * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>(),
+        batch
+            .iter()
+            .map(|x| (x * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>(),
+        loop_times
+            .iter()
+            .map(|x| (x * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+fn chrono_now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
