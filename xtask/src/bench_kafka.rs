@@ -142,55 +142,22 @@ heartbeat_freq_ms = 30000
     // 1. One send-event process, start to delivery acknowledged.
     let one = genrepo::package_name(7);
     let pkg = format!("{one}/1.0.0/3I42H3S6");
-    spk_ok(
-        &spk,
-        &config,
-        &[
-            "repo",
-            "send-event",
-            "--repo",
-            "origin",
-            "--event",
-            "modified",
-            "--package",
-            &pkg,
-        ],
-    )?; // warm-up
-    let mut single = Vec::new();
-    for _ in 0..runs {
-        single.push(spk_ok(
-            &spk,
-            &config,
-            &[
-                "repo",
-                "send-event",
-                "--repo",
-                "origin",
-                "--event",
-                "modified",
-                "--package",
-                &pkg,
-            ],
-        )?);
-    }
-
-    let mut single_plain = Vec::new();
-    for _ in 0..runs {
-        single_plain.push(spk_ok(
-            &spk,
-            &config_plain,
-            &[
-                "repo",
-                "send-event",
-                "--repo",
-                "origin",
-                "--event",
-                "modified",
-                "--package",
-                &pkg,
-            ],
-        )?);
-    }
+    let send_one: [&str; 8] = [
+        "repo",
+        "send-event",
+        "--repo",
+        "origin",
+        "--event",
+        "modified",
+        "--package",
+        &pkg,
+    ];
+    let time_sends = |config: &Path| -> Result<Vec<f64>> {
+        spk_ok(&spk, config, &send_one)?; // warm-up
+        (0..runs).map(|_| spk_ok(&spk, config, &send_one)).collect()
+    };
+    let single = time_sends(&config)?;
+    let single_plain = time_sends(&config_plain)?;
 
     // 2. 100,000 events from a file.
     let n_events = 100_000;
@@ -260,24 +227,10 @@ heartbeat_freq_ms = 30000
     let backlog_s = backlog.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = rss_kb(pid, "VmRSS:");
-    let mut loop_times = Vec::new();
-    for _ in 0..runs {
-        loop_times.push(spk_ok(
-            &spk,
-            &config,
-            &[
-                "repo",
-                "send-event",
-                "--repo",
-                "origin",
-                "--event",
-                "modified",
-                "--package",
-                &pkg,
-                "--wait",
-            ],
-        )?);
-    }
+    let send_and_wait = [&send_one[..], &["--wait"]].concat();
+    let loop_times = (0..runs)
+        .map(|_| spk_ok(&spk, &config, &send_and_wait))
+        .collect::<Result<Vec<f64>>>()?;
     let peak_rss = rss_kb(pid, "VmHWM:");
     let idle_after = rss_kb(pid, "VmRSS:");
     let _ = Command::new("kill")

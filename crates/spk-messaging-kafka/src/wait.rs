@@ -307,15 +307,16 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
         let status = m.payload().map(IndexStatusMessage::from_bytes);
         let was_caught_up = caught_up;
         caught_up = behind.is_empty();
+        if caught_up && !was_caught_up {
+            // The recent past is read: the listener timeout starts now.
+            deadline = Instant::now() + listen_timeout;
+        }
         let Some(Ok(status)) = status else {
             tracing::debug!(
                 partition,
                 offset,
                 "skipping a status message that is not SPK's format"
             );
-            if caught_up && !was_caught_up {
-                deadline = Instant::now() + listen_timeout;
-            }
             continue;
         };
         if !about_repo(&status, req) {
@@ -358,9 +359,6 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
             break;
         }
         report.seen.push(seen);
-        if caught_up && !was_caught_up {
-            deadline = Instant::now() + listen_timeout;
-        }
     }
     report.waited_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(report)
