@@ -11,7 +11,7 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context as _};
+use anyhow::anyhow;
 use spk_messaging_core::config::{Config, ResolvedRepo};
 use spk_messaging_core::{IndexStatusReporter, PkgIdent};
 use spk_repo::{run_index, IndexError, IndexRequest, IndexSummary, Progress, Repository};
@@ -53,15 +53,6 @@ fn status_reporter(
     Ok(reporter)
 }
 
-pub(crate) fn resolve(ctx: &super::Context, repo: &str) -> anyhow::Result<(Config, ResolvedRepo)> {
-    let cfg = ctx.config()?;
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let resolved = cfg
-        .resolve_repo(repo, &cwd)
-        .map_err(|e| anyhow!("--repo {repo}: {e}"))?;
-    Ok((cfg, resolved))
-}
-
 fn progress_bar() -> Option<spk_repo::ProgressFn> {
     if !std::io::stderr().is_terminal() {
         return None;
@@ -82,7 +73,7 @@ fn progress_bar() -> Option<spk_repo::ProgressFn> {
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
-    let (cfg, resolved) = resolve(ctx, &args.repo)?;
+    let (cfg, resolved) = ctx.repo(&args.repo)?;
     if args.scan_only {
         return scan_only(&resolved);
     }

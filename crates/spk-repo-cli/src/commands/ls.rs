@@ -36,7 +36,7 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
             );
         }
     }
-    let (_cfg, resolved) = super::index::resolve(ctx, &args.repo)?;
+    let (_cfg, resolved) = ctx.repo(&args.repo)?;
     let repo = Repository::open(&resolved.address).map_err(anyhow::Error::from)?;
     let index_path = repo.index_path();
     let wanted = !args.no_index && (!resolved.configured || resolved.config.use_index);

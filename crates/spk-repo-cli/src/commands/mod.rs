@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use spk_messaging_core::config::{self, Config, LoadOptions};
+use spk_messaging_core::config::{self, Config, LoadOptions, ResolvedRepo};
 
 use crate::exit::CmdResult;
 
@@ -40,6 +40,17 @@ impl Context {
             tracing::warn!("{w}");
         }
         Ok(cfg)
+    }
+
+    /// Loads the config and resolves `--repo` (a configured name, a path or
+    /// a `file:` URL, relative to the current directory).
+    pub fn repo(&self, repo: &str) -> anyhow::Result<(Config, ResolvedRepo)> {
+        let cfg = self.config()?;
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let resolved = cfg
+            .resolve_repo(repo, &cwd)
+            .map_err(|e| anyhow::anyhow!("--repo {repo}: {e}"))?;
+        Ok((cfg, resolved))
     }
 }
 

@@ -116,12 +116,10 @@ fn fail(e: anyhow::Error) -> Exit {
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
-    let cfg = ctx.config()?;
+    let (cfg, repo) = ctx.repo(&args.repo)?;
+    // Relative `repo` fields of --from-file lines are relative to here.
     let cwd = std::env::current_dir()
         .map_err(|e| fail(anyhow!("cannot read the current directory: {e}")))?;
-    let repo = cfg
-        .resolve_repo(&args.repo, &cwd)
-        .map_err(|e| fail(anyhow!("--repo {}: {e}", args.repo)))?;
     let routes = route_package_events(&cfg, &repo, args.channel.as_deref())
         .map_err(|e| fail(anyhow!("{e}")))?;
     for s in &routes.skipped {

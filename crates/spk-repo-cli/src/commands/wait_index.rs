@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
-    let (cfg, repo) = super::index::resolve(ctx, &args.repo)?;
+    let (cfg, repo) = ctx.repo(&args.repo)?;
     let since = args.since.unwrap_or_else(|| chrono::Utc::now().timestamp());
     wait(
         &cfg,
