@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use spk_messaging_core::config::{expand_env, is_secret_property, ExpandError, KafkaChannelConfig};
 
@@ -147,5 +148,39 @@ impl ClientContext for ChannelContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::info!(channel = %self.channel, "kafka client error: {error}: {reason}");
         self.errors.record(reason.to_string());
+    }
+}
+
+/// A consumer for `ch` with `defaults` (see [`client_config`]). A creation
+/// error is redacted like the producer's: librdkafka may quote a property's
+/// value, and secrets are never shown.
+pub(crate) fn consumer(
+    ch: &KafkaChannelConfig,
+    defaults: &[(&str, String)],
+) -> Result<BaseConsumer<ChannelContext>, ClientError> {
+    client_config(ch, defaults)?
+        .create_with_context(ChannelContext::new(&ch.name))
+        .map_err(|e| ClientError::Create {
+            channel: ch.name.clone(),
+            reason: redact(ch, &e.to_string()),
+        })
+}
+
+/// Consumers (the indexer's and the waiter's) share the channel context;
+/// neither joins a group, but should one ever rebalance, it is worth a line
+/// in the log.
+impl ConsumerContext for ChannelContext {
+    fn post_rebalance(&self, _base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(channel = %self.channel, "assigned {} partition(s)", tpl.count())
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(channel = %self.channel, "revoked {} partition(s)", tpl.count())
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(channel = %self.channel, "rebalance error: {e}")
+            }
+        }
     }
 }

@@ -41,7 +41,7 @@ use spk_messaging_core::{
     PkgIdent, RepoAddress, ReportError,
 };
 
-use crate::client::{client_config, ChannelContext, ClientError};
+use crate::client::{consumer, ChannelContext, ClientError};
 use crate::producer::{ChannelProducer, Producers};
 use crate::reporter::KafkaStatusReporter;
 
@@ -221,7 +221,7 @@ pub fn run(
 ) -> Result<(), IndexerError> {
     let ch = &setup.channel;
     let group = format!("spk-indexer-{}", setup.name);
-    let cc = client_config(
+    let consumer = consumer(
         ch,
         &[
             ("group.id", group.clone()),
@@ -241,12 +241,6 @@ pub fn run(
             ),
         ],
     )?;
-    let consumer: BaseConsumer<ChannelContext> = cc
-        .create_with_context(ChannelContext::new(&ch.name))
-        .map_err(|e| ClientError::Create {
-            channel: ch.name.clone(),
-            reason: e.to_string(),
-        })?;
     let out = StatusOut {
         ch,
         topic: setup.status_topic.clone(),
@@ -529,29 +523,6 @@ fn commit(consumer: &BaseConsumer<ChannelContext>, topic: &str, offsets: &BTreeM
     if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
         // At-least-once: the events will be seen again and re-indexed.
         tracing::warn!("commit failed ({e}); the covered events may be indexed again");
-    }
-}
-
-/// Consumers (the indexer's and the waiter's) share the channel context;
-/// neither joins a group, but should one ever rebalance, it is worth a line
-/// in the log.
-impl rdkafka::consumer::ConsumerContext for ChannelContext {
-    fn post_rebalance(
-        &self,
-        _base: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
-    ) {
-        match rebalance {
-            rdkafka::consumer::Rebalance::Assign(tpl) => {
-                tracing::info!(channel = %self.channel, "assigned {} partition(s)", tpl.count())
-            }
-            rdkafka::consumer::Rebalance::Revoke(tpl) => {
-                tracing::info!(channel = %self.channel, "revoked {} partition(s)", tpl.count())
-            }
-            rdkafka::consumer::Rebalance::Error(e) => {
-                tracing::warn!(channel = %self.channel, "rebalance error: {e}")
-            }
-        }
     }
 }
 

@@ -21,14 +21,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use spk_messaging_core::config::KafkaChannelConfig;
 use spk_messaging_core::{IndexEvent, IndexStatusMessage};
 
-use crate::client::{client_config, ChannelContext, ClientError};
+use crate::client::{consumer, ClientError};
 
 /// How far back to read a partition when the broker cannot look offsets up
 /// by time.
@@ -145,7 +145,7 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
         std::process::id(),
         chrono::Utc::now().timestamp_millis()
     );
-    let cc = client_config(
+    let consumer = consumer(
         ch,
         &[
             ("group.id", group),
@@ -166,14 +166,7 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
             ),
         ],
     )?;
-    let ctx = ChannelContext::new(&ch.name);
-    let errors = ctx.errors.clone();
-    let consumer: BaseConsumer<ChannelContext> =
-        cc.create_with_context(ctx)
-            .map_err(|e| ClientError::Create {
-                channel: ch.name.clone(),
-                reason: e.to_string(),
-            })?;
+    let errors = consumer.context().errors.clone();
     let with_last = |e: String| match errors.last() {
         Some(l) => format!("{e}; last client errors: {l}"),
         None => e,

@@ -233,3 +233,26 @@ fn weaker_acks_turn_idempotence_off_and_still_deliver() {
     let p = ChannelProducer::new(&ch).expect("producer with acks=1");
     p.send(PKG_TOPIC, "k", b"{}", &h()).expect("delivered");
 }
+
+#[test]
+fn the_waiter_never_shows_secrets_either() {
+    // The waiter builds a consumer, not a producer: its configuration errors
+    // must be redacted the same way.
+    std::env::set_var("SPK_TEST_KAFKA_SECRET_5117", "hunter3-very-secret");
+    let mut ch = channel("kafka", "127.0.0.1:1", &["origin"]);
+    ch.properties.insert(
+        "custom.password".into(),
+        "${SPK_TEST_KAFKA_SECRET_5117}".into(),
+    );
+    let req = spk_messaging_kafka::wait::WaitRequest {
+        repo_name: "origin".into(),
+        repo_url: "file:/srv/origin".into(),
+        since: 0,
+        since_ms: None,
+        timeout: None,
+    };
+    let e = spk_messaging_kafka::wait::wait_for_index(&ch, &req).expect_err("unknown property");
+    let t = e.to_string();
+    assert!(t.contains("custom.password"), "{t}");
+    assert!(!t.contains("hunter3"), "{t}");
+}
