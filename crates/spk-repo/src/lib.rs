@@ -13,11 +13,15 @@
 
 pub mod generate;
 pub mod index;
+pub mod fb;
+pub mod indexed;
 pub mod listing;
 pub mod lock;
 pub mod model;
 pub mod repository;
 pub mod spec;
+pub mod spfs;
+pub mod v0;
 
 pub use generate::{
     run_index, IndexError, IndexMode, IndexRequest, IndexSummary, Progress, ProgressFn,
