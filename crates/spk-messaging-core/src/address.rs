@@ -1,10 +1,12 @@
 //! Repository addresses.
 //!
-//! A filesystem repository may be written as a plain path or a `file:` URL,
-//! and SPK itself writes `file:/x` where others write `file:///x`. We
+//! A filesystem repository may be written as a plain path or a `file:` URL
+//! (`file:/x`, `file:///x`, `file:///x/` are one repository). We
 //! normalise once, here, to an absolute path, so that every comparison (an
 //! indexer matching an event's `repo` to its repository) compares like with
-//! like. The canonical text is `file:/abs/path`, as in SPK's own examples.
+//! like. The canonical text is SPK's own: `file:///abs/path/` (three slashes,
+//! a trailing slash, the path percent-encoded as a URL's is), because SPK's
+//! Indexer keeps only events whose `repo` equals its address string exactly.
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -100,10 +102,30 @@ impl RepoAddress {
         &self.path
     }
 
-    /// The canonical `file:/abs/path` form sent in messages.
+    /// The canonical form sent in messages, exactly as SPK writes it for the
+    /// same repository: `file:///abs/path/`.
     pub fn to_url(&self) -> String {
-        format!("file:{}", self.path.display())
+        let mut out = String::from("file://");
+        for seg in self.path.iter().skip(1) {
+            out.push('/');
+            for &b in seg.to_string_lossy().as_bytes() {
+                if needs_escape(b) {
+                    out.push_str(&format!("%{b:02X}"));
+                } else {
+                    out.push(b as char);
+                }
+            }
+        }
+        out.push('/');
+        out
     }
+}
+
+/// The bytes a URL path segment escapes (the `url` crate's path-segment set,
+/// which SPK's addresses come from): controls, space, `"#<>?`{}/%` and
+/// everything outside ASCII.
+fn needs_escape(b: u8) -> bool {
+    b <= 0x20 || b >= 0x7f || b"\"#<>?`{}/%".contains(&b)
 }
 
 impl fmt::Display for RepoAddress {
@@ -129,10 +151,22 @@ mod tests {
         ] {
             assert_eq!(RepoAddress::parse(s, base).unwrap(), a, "{s}");
         }
-        assert_eq!(a.to_url(), "file:/x/y");
+        assert_eq!(a.to_url(), "file:///x/y/");
         assert_eq!(
             RepoAddress::parse("rel/r", base).unwrap().to_url(),
-            "file:/cwd/rel/r"
+            "file:///cwd/rel/r/"
+        );
+        // SPK's form round-trips, including characters a URL escapes.
+        for p in ["/srv/a b/%x/é", "/", "/x#y?z"] {
+            let a = RepoAddress::parse(p, base).unwrap();
+            let url = a.to_url();
+            assert!(url.starts_with("file:///") && url.ends_with('/'), "{url}");
+            assert!(!url[7..].contains(' ') && url.is_ascii(), "{url}");
+            assert_eq!(RepoAddress::parse(&url, base).unwrap(), a, "{url}");
+        }
+        assert_eq!(
+            RepoAddress::parse("/srv/a b", base).unwrap().to_url(),
+            "file:///srv/a%20b/"
         );
         assert_eq!(
             RepoAddress::parse("file:/a%20b", base).unwrap().path(),

@@ -122,7 +122,7 @@ fn resolve_repo_by_name_path_and_url() {
     let other = cfg.resolve_repo("./r/elsewhere", cwd).unwrap();
     assert!(!other.configured);
     assert_eq!(other.name, "elsewhere");
-    assert_eq!(other.address.to_url(), "file:/work/r/elsewhere");
+    assert_eq!(other.address.to_url(), "file:///work/r/elsewhere/");
     assert!(cfg
         .resolve_repo("noaddr", cwd)
         .unwrap_err()
