@@ -314,6 +314,7 @@ fn generate(req: &IndexRequest) -> Result<IndexSummary, IndexError> {
         &lock_path,
         cfg.lock_max_tries,
         Duration::from_secs(cfg.lock_sleep_seconds),
+        &|_| {},
     )?;
     remove_stale_temps(&dir);
     lock::remove_stale_private_files(&lock_path);

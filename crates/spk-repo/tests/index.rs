@@ -547,7 +547,7 @@ fn a_held_lock_is_busy_and_the_index_is_untouched() {
     run_index(&request(d.path()), &spk_messaging_core::NullReporter).unwrap();
     let before = std::fs::read(index_path(d.path())).unwrap();
     let lock_path = d.path().join("index/spk/index.v1.spki.lock");
-    let held = spk_repo::lock::acquire(&lock_path, 1, Duration::ZERO).unwrap();
+    let held = spk_repo::lock::acquire(&lock_path, 1, Duration::ZERO, &|_| {}).unwrap();
     add(d.path(), "zeta", "1.0", "ZZZZZZZZ", false);
     match run_index(&request(d.path()), &spk_messaging_core::NullReporter) {
         Err(IndexError::LockBusy {
