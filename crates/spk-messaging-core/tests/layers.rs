@@ -127,12 +127,39 @@ fn resolve_repo_by_name_path_and_url() {
         .resolve_repo("noaddr", cwd)
         .unwrap_err()
         .to_string()
-        .contains("without an `address`"));
+        .contains("SPFS_REMOTE_NOADDR_ADDRESS"));
     assert!(cfg
         .resolve_repo("nope", cwd)
         .unwrap_err()
         .to_string()
         .contains("configured: noaddr, origin"));
+    // A name only spfs's config knows: its address from the lookup, and
+    // SPK's rule that an unconfigured repository uses its index.
+    struct Spfs;
+    impl config::AddressLookup for Spfs {
+        fn lookup(
+            &self,
+            name: &str,
+        ) -> Result<Option<(spk_messaging_core::RepoAddress, String)>, String> {
+            match name {
+                "site" => Ok(Some((
+                    spk_messaging_core::RepoAddress::parse("/srv/site", Path::new("/")).unwrap(),
+                    "/etc/spfs.toml".into(),
+                ))),
+                "web" => Err("its address http://x is not a filesystem repository".into()),
+                _ => Ok(None),
+            }
+        }
+    }
+    let site = cfg.resolve_repo_with("site", cwd, &Spfs).unwrap();
+    assert!(site.config.use_index && !site.configured);
+    assert_eq!(site.address_source, "/etc/spfs.toml");
+    assert!(cfg
+        .resolve_repo_with("web", cwd, &Spfs)
+        .unwrap_err()
+        .to_string()
+        .contains("not a filesystem"));
+    assert!(cfg.resolve_repo_with("noaddr", cwd, &Spfs).is_err());
 }
 
 #[test]

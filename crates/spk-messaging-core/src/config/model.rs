@@ -133,47 +133,110 @@ pub struct ResolvedRepo {
     pub config: RepositoryConfig,
     /// Whether the repository is in the config.
     pub configured: bool,
+    /// Where the address came from (a config key, an spfs config file or
+    /// variable, or the command line).
+    pub address_source: String,
+}
+
+/// Where a repository name's address comes from when the SPK config does
+/// not give one: on an SPK site, spfs's own config (`[remote.<name>]
+/// address`). The lookup answers the address and where it was found (a
+/// file or environment variable), `Ok(None)` when spfs's config does not
+/// name the repository, or an error (say, an http remote, which cannot be
+/// indexed) to report as is.
+pub trait AddressLookup {
+    fn lookup(&self, name: &str) -> Result<Option<(RepoAddress, String)>, String>;
+}
+
+/// No lookup: only the SPK config's `address` and paths resolve.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLookup;
+
+impl AddressLookup for NoLookup {
+    fn lookup(&self, _: &str) -> Result<Option<(RepoAddress, String)>, String> {
+        Ok(None)
+    }
 }
 
 /// Why `--repo` could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
-    #[error("repository {name:?} is configured without an `address`; add repositories.{name}.address (a path or file: URL)")]
-    NoAddress { name: String },
+    #[error("repository {name:?} has no address: neither spfs's config ([remote.{name}] address = \"file:///...\" in /etc/spfs.toml or ~/.config/spfs/spfs.toml, or SPFS_REMOTE_{upper}_ADDRESS) nor the SPK config (repositories.{name}.address) gives one")]
+    NoAddress { name: String, upper: String },
     #[error("{0:?} is neither a configured repository ({1}) nor a path or file: URL")]
     Unknown(String, String),
+    #[error("repository {name:?}: {reason}")]
+    Lookup { name: String, reason: String },
     #[error(transparent)]
     Address(#[from] crate::address::AddressError),
 }
 
 impl Config {
-    /// Resolves `--repo`: a configured repository name, else a path or
-    /// `file:` URL (relative to `cwd`). A path that is the address of a
-    /// configured repository resolves to that repository.
+    /// Resolves `--repo` without spfs's config (see [`Config::resolve_repo_with`]).
     pub fn resolve_repo(
         &self,
         repo: &str,
         cwd: &std::path::Path,
     ) -> Result<ResolvedRepo, ResolveError> {
-        if let Some(r) = self.repositories.get(repo) {
-            let address = r.address.clone().ok_or_else(|| ResolveError::NoAddress {
-                name: repo.to_string(),
-            })?;
+        self.resolve_repo_with(repo, cwd, &NoLookup)
+    }
+
+    /// Resolves `--repo`: a repository name (its address from the SPK
+    /// config's `repositories.<name>.address`, our override, else from
+    /// `lookup`, spfs's config as SPK sites have it), else a path or `file:`
+    /// URL (relative to `cwd`). A path that is the address of a configured
+    /// repository resolves to that repository.
+    pub fn resolve_repo_with(
+        &self,
+        repo: &str,
+        cwd: &std::path::Path,
+        lookup: &dyn AddressLookup,
+    ) -> Result<ResolvedRepo, ResolveError> {
+        let configured = self.repositories.get(repo);
+        if let Some(address) = configured.and_then(|r| r.address.clone()) {
             return Ok(ResolvedRepo {
                 name: repo.to_string(),
                 address,
-                config: r.clone(),
+                config: configured.cloned().unwrap_or_default(),
                 configured: true,
+                address_source: format!("repositories.{repo}.address"),
             });
         }
         let looks_like_path =
             repo.starts_with("file:") || repo.contains('/') || repo.starts_with('.');
         if !looks_like_path {
+            let found = lookup.lookup(repo).map_err(|reason| ResolveError::Lookup {
+                name: repo.to_string(),
+                reason,
+            })?;
+            if let Some((address, source)) = found {
+                return Ok(ResolvedRepo {
+                    name: repo.to_string(),
+                    address,
+                    config: configured.cloned().unwrap_or_else(|| RepositoryConfig {
+                        // SPK: a repository with no entry in its config uses
+                        // its index, except `local`.
+                        use_index: repo != "local",
+                        ..RepositoryConfig::default()
+                    }),
+                    configured: configured.is_some(),
+                    address_source: source,
+                });
+            }
+            if configured.is_some() {
+                return Err(ResolveError::NoAddress {
+                    name: repo.to_string(),
+                    upper: repo.to_uppercase().replace('-', "_"),
+                });
+            }
             let names: Vec<&str> = self.repositories.keys().map(String::as_str).collect();
             let known = if names.is_empty() {
-                "none configured".to_string()
+                "none in the SPK config, none in spfs's config".to_string()
             } else {
-                format!("configured: {}", names.join(", "))
+                format!(
+                    "configured: {}; none of that name in spfs's config",
+                    names.join(", ")
+                )
             };
             return Err(ResolveError::Unknown(repo.to_string(), known));
         }
@@ -188,6 +251,7 @@ impl Config {
                 address,
                 config: r.clone(),
                 configured: true,
+                address_source: format!("repositories.{name}.address"),
             });
         }
         let name = address
@@ -200,6 +264,7 @@ impl Config {
             address,
             config: RepositoryConfig::default(),
             configured: false,
+            address_source: "the command line".to_string(),
         })
     }
 }
