@@ -68,7 +68,13 @@ pub struct IndexerSetup {
 }
 
 /// Checks the indexer's config as SPK would refuse it, and more.
-pub fn validate(cfg: &Config, name: &str) -> Result<IndexerSetup, IndexerError> {
+/// `lookup` finds the repository's address where the SPK config gives none
+/// (spfs's config, on a site).
+pub fn validate(
+    cfg: &Config,
+    name: &str,
+    lookup: &dyn spk_messaging_core::config::AddressLookup,
+) -> Result<IndexerSetup, IndexerError> {
     let refused = |problem: String| IndexerError::Refused {
         name: name.to_string(),
         problem,
@@ -114,32 +120,20 @@ pub fn validate(cfg: &Config, name: &str) -> Result<IndexerSetup, IndexerError> 
             ix.repo_name, ch.name
         )));
     }
-    let r = cfg.repositories.get(&ix.repo_name).ok_or_else(|| {
-        refused(format!(
-            "repository {:?} is not configured under [repositories]",
-            ix.repo_name
-        ))
-    })?;
-    if !r.use_index {
+    let repo = cfg
+        .resolve_repo_with(&ix.repo_name, std::path::Path::new("/"), lookup)
+        .map_err(|e| refused(e.to_string()))?;
+    if !repo.config.use_index {
         return Err(refused(format!(
             "repository {:?} has use_index = false",
             ix.repo_name
         )));
     }
-    let address = r
-        .address
-        .clone()
-        .ok_or_else(|| refused(format!("repository {:?} has no address", ix.repo_name)))?;
     Ok(IndexerSetup {
         name: name.to_string(),
         indexer: ix.clone(),
         channel: ch.clone(),
-        repo: ResolvedRepo {
-            name: ix.repo_name.clone(),
-            address,
-            config: r.clone(),
-            configured: true,
-        },
+        repo,
         package_topic,
         status_topic,
     })

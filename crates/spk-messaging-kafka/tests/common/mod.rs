@@ -55,6 +55,7 @@ pub fn repo(name: &str, update_channel: &str) -> ResolvedRepo {
             },
         },
         configured: true,
+        address_source: "test".into(),
     }
 }
 
