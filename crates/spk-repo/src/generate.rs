@@ -1,47 +1,54 @@
-//! Index generation: full, or `--update` of some packages and versions.
+//! Index generation: full, or `--update` of some packages and versions, of
+//! an spfs repository's SPK index `index/spk/index_v1.fb`.
 //!
 //! The order of a run, and why:
-//! 1. "index started" is sent and a timer thread starts sending "index
-//!    in-progress" every `update_event_send_freq_ms`, independent of the
-//!    work, so a slow read or a long lock wait cannot silence it;
-//! 2. the write lock is taken; only then is the old index read, so two
-//!    concurrent updates never lose each other's changes;
-//! 3. the repository is read (in parallel), sections are encoded; for an
-//!    update, unchanged sections are copied byte for byte;
-//! 4. a temp file beside the index is written and synced, read back and
-//!    verified section by section, then renamed over the index and the
-//!    directory synced: at every moment there is a complete index;
-//! 5. "index completed" is sent. A reporter that fails is recorded and
+//! 1. the write lock `index_v1.write_lock` is taken, SPK's own lock, so
+//!    SPK's `spk repo index` and ours exclude each other (see [`crate::lock`]);
+//! 2. "index started" is sent, and a timer thread sends "index in-progress"
+//!    every `update_event_send_freq_ms` from then on, independent of the
+//!    work, so a slow read cannot silence it;
+//! 3. only now is the old index read (SPK reads it before locking, so two
+//!    concurrent SPK updates can lose each other's changes);
+//! 4. the repository is read in parallel ([`crate::walk`]); for an update,
+//!    only the named packages or versions are read, and every other package
+//!    of an index we wrote is copied byte for byte ([`crate::fb`]);
+//! 5. a temp file beside the index is written and synced, read back and
+//!    verified with SPK's own verifier limits, then renamed over the index
+//!    and the directory synced: at every moment there is a complete index
+//!    (SPK deletes the old index before renaming, leaving a moment with none);
+//! 6. "index completed" is sent. A reporter that fails is recorded and
 //!    reported in the summary; it never stops or corrupts the run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
 use spk_messaging_core::config::IndexConfig;
 use spk_messaging_core::{
     IndexEvent, IndexStatusMessage, IndexStatusReporter, PkgIdent, RepoAddress, ReportError,
-    Version,
 };
 
-use crate::index::file::write_index;
-use crate::index::{Index, IndexFileError, IndexMeta, Section, FORMAT_VERSION};
+use crate::fb::{self, IndexFile, PackagePart};
+use crate::indexed::PackageIndex;
 use crate::lock::{self, LockError, LockHolder};
-use crate::model::{Counts, PackageEntry};
-use crate::repository::{ReadHook, RepoError, Repository};
-use crate::spec::SpecProblem;
+use crate::problem::SpecProblem;
+use crate::spfs::SpfsRepo;
+use crate::v0;
+use crate::walk::{self, ProgressFn, ReadHook, Want};
 
-/// Progress of the reading phase: packages read of packages to read.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    pub done: u64,
-    pub total: u64,
+/// The index file's name inside `<root>/index/spk/`.
+pub const INDEX_FILE_NAME: &str = "index_v1.fb";
+/// The prefix of the temp file a run writes before renaming it in (SPK's).
+pub const TEMP_PREFIX: &str = "index_v1.fb_being_generated_";
+
+/// Where a repository's index lives.
+pub fn index_dir(root: &Path) -> PathBuf {
+    root.join("index").join("spk")
 }
-
-pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+pub fn index_path(root: &Path) -> PathBuf {
+    index_dir(root).join(INDEX_FILE_NAME)
+}
 
 /// One index run.
 #[derive(Clone)]
@@ -118,6 +125,37 @@ impl std::fmt::Display for IndexMode {
     }
 }
 
+/// Packages, versions, builds and deprecated builds in an index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub packages: u64,
+    pub versions: u64,
+    pub builds: u64,
+    pub deprecated: u64,
+}
+
+impl Counts {
+    pub fn of(p: &PackageIndex) -> Counts {
+        Counts {
+            packages: 1,
+            versions: p.versions.len() as u64,
+            builds: p.versions.iter().map(|v| v.builds.len() as u64).sum(),
+            deprecated: p
+                .versions
+                .iter()
+                .flat_map(|v| &v.builds)
+                .filter(|b| b.deprecated)
+                .count() as u64,
+        }
+    }
+    pub fn add(&mut self, o: Counts) {
+        self.packages += o.packages;
+        self.versions += o.versions;
+        self.builds += o.builds;
+        self.deprecated += o.deprecated;
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IndexSummary {
@@ -128,8 +166,11 @@ pub struct IndexSummary {
     pub mode: IndexMode,
     /// The packages and versions re-read by an update.
     pub updated: Vec<String>,
+    /// Packages of the old index copied unchanged (an update).
+    pub kept: u64,
     #[serde(flatten)]
     pub counts: Counts,
+    pub global_vars: u64,
     pub skipped: Vec<SpecProblem>,
     pub elapsed_seconds: f64,
     /// Seconds since the epoch, carried by every status message of the run.
@@ -151,8 +192,8 @@ fn ser_failures<S: serde::Serializer>(v: &[ReportError], s: S) -> Result<S::Ok, 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
     #[error(transparent)]
-    Repo(#[from] RepoError),
-    #[error("the index write lock {path} is held by {holder}; gave up after {tries} attempts {sleep_seconds}s apart (repositories.<name>.index.lock_max_tries / lock_sleep_seconds)")]
+    Repo(#[from] crate::spfs::SpfsError),
+    #[error("the index write lock {path} is held by {holder}; gave up after {tries} attempts {sleep_seconds}s apart (repositories.<name>.index.lock_max_tries / lock_sleep_seconds). If no index run is active, remove the lock file")]
     LockBusy {
         path: PathBuf,
         holder: LockHolder,
@@ -171,8 +212,8 @@ pub enum IndexError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the new index failed verification and was not installed: {0}")]
-    Verify(IndexFileError),
+    #[error("the new index {path} failed verification and was not installed: {source}")]
+    Verify { path: PathBuf, source: fb::FbError },
 }
 
 impl From<LockError> for IndexError {
@@ -226,14 +267,28 @@ pub fn run_index(
     reporter: &dyn IndexStatusReporter,
 ) -> Result<IndexSummary, IndexError> {
     let t0 = Instant::now();
+    let repo = SpfsRepo::open(req.address.path())?;
+    let dir = index_dir(req.address.path());
+    std::fs::create_dir_all(&dir).map_err(|source| IndexError::Write {
+        path: dir.clone(),
+        source,
+    })?;
+    let lock_path = dir.join(lock::LOCK_FILE_NAME);
+    let cfg = &req.index_config;
+    let held = lock::acquire(
+        &lock_path,
+        cfg.lock_max_tries,
+        Duration::from_secs(cfg.lock_sleep_seconds),
+        &|h| tracing::warn!("waiting for the index write lock, held by {h}"),
+    )?;
     let status = Status {
         reporter,
         repo: req.address.to_url(),
         name: req.repo_name.clone(),
-        start: chrono::Utc::now().timestamp(),
+        start: chrono::DateTime::<chrono::Utc>::from(held.taken_at).timestamp(),
         failures: Mutex::new(Vec::new()),
     };
-    let period = Duration::from_millis(req.index_config.update_event_send_freq_ms.max(1));
+    let period = Duration::from_millis(cfg.update_event_send_freq_ms.max(1));
     status.send(IndexEvent::Started);
     let result = std::thread::scope(|s| {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -243,12 +298,14 @@ pub fn run_index(
                 status.send(IndexEvent::InProgress);
             }
         });
-        let r = generate(req);
+        let r = generate(req, &repo, &dir);
         drop(stop_tx);
         r
     });
     let mut summary = result?;
     status.send(IndexEvent::Completed);
+    summary.lock_taken_over = held.took_over.clone();
+    drop(held);
     summary.start = status.start;
     summary.elapsed_seconds = t0.elapsed().as_secs_f64();
     summary.reporter = reporter.describe();
@@ -259,73 +316,58 @@ pub fn run_index(
     Ok(summary)
 }
 
-fn temp_prefix() -> String {
-    format!(".{}.tmp.", crate::repository::INDEX_FILE_NAME)
-}
-
-/// Removes temp files left by killed runs (only called under the lock).
+/// Removes temp files left by killed or failed runs (ours and SPK's, which
+/// leaves its temp file behind when verification fails). Called under the
+/// lock, so no live run's temp file is removed.
 fn remove_stale_temps(dir: &Path) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
     for e in rd.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&temp_prefix()) {
+        if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
             tracing::info!("removing {} left by an interrupted run", e.path().display());
             let _ = std::fs::remove_file(e.path());
         }
     }
 }
 
-/// What to re-read of one package: everything, or some versions.
-enum Target {
-    Package,
-    Versions(Vec<Version>),
-}
-
-fn targets(updates: &[PkgIdent]) -> BTreeMap<String, Target> {
-    let mut t: BTreeMap<String, Target> = BTreeMap::new();
+/// What to re-read of each named package.
+fn targets(updates: &[PkgIdent]) -> BTreeMap<String, Want> {
+    let mut t: BTreeMap<String, Want> = BTreeMap::new();
     for u in updates {
         let name = u.name.to_string();
-        match (&u.version, t.get_mut(&name)) {
+        let version = u
+            .version
+            .as_ref()
+            .and_then(|v| v0::parse_version(v.as_str()).ok());
+        match (version, t.get_mut(&name)) {
             (None, _) => {
-                t.insert(name, Target::Package);
+                t.insert(name, Want::All);
             }
-            (Some(_), Some(Target::Package)) => {}
-            (Some(v), Some(Target::Versions(vs))) => vs.push(v.clone()),
+            (Some(_), Some(Want::All)) => {}
+            (Some(v), Some(Want::Versions(vs))) => vs.push(v),
             (Some(v), None) => {
-                t.insert(name, Target::Versions(vec![v.clone()]));
+                t.insert(name, Want::Versions(vec![v]));
             }
         }
     }
     t
 }
 
-fn generate(req: &IndexRequest) -> Result<IndexSummary, IndexError> {
-    let repo = Repository::open(&req.address)?;
-    let dir = repo.index_dir();
-    let index_path = repo.index_path();
-    std::fs::create_dir_all(&dir).map_err(|source| IndexError::Write {
-        path: dir.clone(),
-        source,
-    })?;
-    let lock_path = dir.join(format!("{}.lock", crate::repository::INDEX_FILE_NAME));
-    let cfg = &req.index_config;
-    let lock = lock::acquire(
-        &lock_path,
-        cfg.lock_max_tries,
-        Duration::from_secs(cfg.lock_sleep_seconds),
-        &|_| {},
-    )?;
-    remove_stale_temps(&dir);
-    lock::remove_stale_private_files(&lock_path);
+fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSummary, IndexError> {
+    let index_path = dir.join(INDEX_FILE_NAME);
+    remove_stale_temps(dir);
+    lock::remove_stale_private_files(&dir.join(lock::LOCK_FILE_NAME));
+    let hook = req.read_hook.as_ref();
+    let progress = req.progress.as_ref();
 
     // The old index is read only now, under the lock.
     let (mode, old) = if req.updates.is_empty() {
         (IndexMode::Full, None)
     } else {
-        match Index::open(&index_path) {
+        match IndexFile::open(&index_path) {
             Ok(i) => (IndexMode::Update, Some(i)),
-            Err(IndexFileError::Io { source, .. })
+            Err(fb::FbError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
                 tracing::warn!("{} has no index yet: generating a full one", req.address);
@@ -338,112 +380,66 @@ fn generate(req: &IndexRequest) -> Result<IndexSummary, IndexError> {
         }
     };
 
-    let hook = req.read_hook.as_ref();
-    let done = AtomicU64::new(0);
     let t_read = Instant::now();
-    let (sections, problems, updated, fresh) = match &old {
+    let (parts, global_vars, problems, updated, kept) = match &old {
         None => {
-            let (names, mut problems) = repo.package_names()?;
-            let total = names.len() as u64;
-            let progress = |d: u64| {
-                if let Some(p) = &req.progress {
-                    p(Progress { done: d, total });
-                }
-            };
-            progress(0);
-            let read: Vec<(Option<Section>, Vec<SpecProblem>)> = names
-                .par_iter()
-                .map(|n| {
-                    let (p, probs) = repo.read_package(n, hook);
-                    let s = p.as_ref().map(Section::encode);
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-                    (s, probs)
-                })
-                .collect();
-            let mut sections = Vec::with_capacity(read.len());
-            for (s, p) in read {
-                sections.extend(s);
-                problems.extend(p);
-            }
-            let fresh = sections.iter().map(|s| s.name.clone()).collect();
-            (sections, problems, Vec::new(), fresh)
+            let names: Vec<(String, Want)> =
+                repo.package_names()?.into_iter().map(|n| (n, Want::All)).collect();
+            let walked = walk::walk(repo, &names, hook, progress);
+            let pkg_names: BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+            let gv = walk::global_vars(walked.vars, &pkg_names);
+            let parts: Vec<PackagePart> =
+                walked.packages.into_iter().map(PackagePart::Fresh).collect();
+            (parts, gv, walked.problems, Vec::new(), 0)
         }
-        Some(old) => update(req, &repo, old)?,
+        Some(old) => update(req, repo, old)?,
     };
+    tracing::debug!("read the repository in {:?}", t_read.elapsed());
     for p in &problems {
         tracing::warn!("skipped {p}");
     }
     if req.strict && !problems.is_empty() {
         return Err(IndexError::Strict { problems });
     }
-
-    let mut counts = Counts::default();
-    for s in &sections {
-        counts.add(s.counts);
-    }
-    let meta = IndexMeta {
-        format_version: FORMAT_VERSION,
-        repo_name: req.repo_name.clone(),
-        repo_address: req.address.to_url(),
-        generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        mode: if mode == IndexMode::Update {
-            "update"
-        } else {
-            "full"
-        }
-        .into(),
-        updated: updated.clone(),
-        packages: counts.packages,
-        versions: counts.versions,
-        builds: counts.builds,
-        deprecated: counts.deprecated,
-        skipped: problems.len() as u64,
-        tool: format!("spk-repo {}", env!("CARGO_PKG_VERSION")),
-    };
+    let global_var_count = global_vars.len() as u64;
+    let t = Instant::now();
+    let bytes = fb::assemble(parts, &global_vars);
+    tracing::debug!("encoded {} bytes in {:?}", bytes.len(), t.elapsed());
     drop(old);
-    tracing::debug!(
-        "read the repository and built {} sections in {:?}",
-        sections.len(),
-        t_read.elapsed()
-    );
-    let index_bytes = install(
-        &dir,
-        &index_path,
-        &meta,
-        &sections,
-        counts,
-        &fresh,
-        req.pause_before_rename,
-    )?;
+    let (index_bytes, counts) = install(dir, &index_path, &bytes, req.pause_before_rename)?;
     Ok(IndexSummary {
         repo_name: req.repo_name.clone(),
         repo_address: req.address.to_url(),
         index_path,
         mode,
         updated,
+        kept,
         counts,
+        global_vars: global_var_count,
         skipped: problems,
         elapsed_seconds: 0.0,
         start: 0,
         index_bytes,
         reporter: String::new(),
         report_failures: Vec::new(),
-        lock_taken_over: lock.took_over.clone(),
+        lock_taken_over: None,
     })
 }
 
-/// Sections, problems, what was updated, and the sections written afresh
-/// (the others were copied byte for byte).
-type Built = (
-    Vec<Section>,
+type Updated<'a> = (
+    Vec<PackagePart<'a>>,
+    crate::indexed::GlobalVars,
     Vec<SpecProblem>,
     Vec<String>,
-    BTreeSet<String>,
+    u64,
 );
 
-/// Re-reads the targets, copies every other section byte for byte.
-fn update(req: &IndexRequest, repo: &Repository, old: &Index) -> Result<Built, IndexError> {
-    let hook = req.read_hook.as_ref();
+/// Re-reads the targets; keeps every other package of the old index.
+fn update<'a>(
+    req: &IndexRequest,
+    repo: &SpfsRepo,
+    old: &'a IndexFile,
+) -> Result<Updated<'a>, IndexError> {
     let targets = targets(&req.updates);
     let updated: Vec<String> = req
         .updates
@@ -453,153 +449,119 @@ fn update(req: &IndexRequest, repo: &Repository, old: &Index) -> Result<Built, I
             None => u.name.to_string(),
         })
         .collect();
-    let mut problems = Vec::new();
-    let mut fresh = BTreeSet::new();
-    // name -> new section (None: the package is gone).
-    let mut out: BTreeMap<String, Option<Section>> = BTreeMap::new();
-    let t = Instant::now();
-    let copied = old.all_sections();
-    tracing::debug!(
-        "read and checked {} old sections in {:?}",
-        copied.len(),
-        t.elapsed()
-    );
-    for (i, section) in copied.into_iter().enumerate() {
-        match section {
-            Ok(s) => {
-                out.insert(s.name.clone(), Some(s));
-            }
-            Err(e) => {
-                // A damaged section is re-read rather than carried forward.
-                let name = old.entry(i).map(|e| e.name.to_string()).map_err(|d| {
-                    IndexError::Verify(IndexFileError::Damaged {
-                        path: old.path().to_path_buf(),
-                        detail: d,
-                    })
-                })?;
-                tracing::warn!("{e}; re-reading {name} from the repository");
-                let (p, probs) = repo.read_package(&name, hook);
-                problems.extend(probs);
-                fresh.insert(name.clone());
-                out.insert(name, p.as_ref().map(Section::encode));
-            }
-        }
+    let verr = |source| IndexError::Verify {
+        path: old.path().map(Path::to_path_buf).unwrap_or_default(),
+        source,
+    };
+    // Which targets exist in the repository now.
+    let in_repo: BTreeSet<String> = repo.package_names()?.into_iter().collect();
+    let wanted: Vec<(String, Want)> = targets
+        .iter()
+        .filter(|(n, _)| in_repo.contains(*n))
+        .map(|(n, w)| (n.clone(), w.clone()))
+        .collect();
+    let walked = walk::walk(repo, &wanted, req.read_hook.as_ref(), req.progress.as_ref());
+    let mut fresh: BTreeMap<String, PackageIndex> = walked
+        .packages
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect();
+    // Version targets: the old package's other versions are kept.
+    for (name, want) in &targets {
+        let Want::Versions(vs) = want else { continue };
+        let Some(i) = old.position(name) else { continue };
+        let Some(oldp) = old.package_at(i) else { continue };
+        let mut oldp = oldp.map_err(verr)?;
+        oldp.versions
+            .retain(|v| !vs.iter().any(|w| v0::version_eq(w, &v.version)));
+        let entry = fresh.entry(name.clone()).or_insert_with(|| PackageIndex {
+            name: name.clone(),
+            versions: Vec::new(),
+        });
+        entry.versions.append(&mut oldp.versions);
+        walk::sort_versions(&mut entry.versions);
     }
-    tracing::debug!("kept the old sections after {:?}", t.elapsed());
-    let total = targets.len() as u64;
-    for (done, (name, target)) in targets.into_iter().enumerate() {
-        if let Some(p) = &req.progress {
-            p(Progress {
-                done: done as u64,
-                total,
-            });
+    let mut parts: Vec<(String, PackagePart)> = Vec::new();
+    let mut kept = 0;
+    for (i, name) in old.package_names().into_iter().enumerate() {
+        if targets.contains_key(name) {
+            continue;
         }
-        let new = match target {
-            Target::Package => {
-                let (p, probs) = repo.read_package(&name, hook);
-                problems.extend(probs);
-                p
-            }
-            Target::Versions(versions) => {
-                let mut entry = match out.get(&name).and_then(|s| s.as_ref()) {
-                    Some(s) => crate::index::codec::decode(&s.bytes).map_err(|detail| {
-                        IndexError::Verify(IndexFileError::DamagedSection {
-                            path: old.path().to_path_buf(),
-                            package: name.clone(),
-                            detail,
-                        })
-                    })?,
-                    None => PackageEntry {
-                        name: name.clone(),
-                        versions: Vec::new(),
-                    },
-                };
-                let same =
-                    |text: &str| text.parse::<Version>().is_ok_and(|v| versions.contains(&v));
-                entry.versions.retain(|v| !same(&v.version));
-                let pkg_dir = repo.packages_dir().join(&name);
-                let mut dirs: Vec<String> = match std::fs::read_dir(&pkg_dir) {
-                    Ok(rd) => rd
-                        .flatten()
-                        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                        .filter(|n| !n.starts_with('.') && same(n))
-                        .collect(),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                    Err(e) => {
-                        problems.push(SpecProblem::new(
-                            &pkg_dir,
-                            format!("cannot read the package directory: {e}"),
-                        ));
-                        Vec::new()
-                    }
-                };
-                dirs.sort();
-                for d in dirs {
-                    let (v, probs) = repo.read_version(&name, &d, hook);
-                    problems.extend(probs);
-                    entry.versions.extend(v);
-                }
-                entry.sort();
-                (!entry.versions.is_empty()).then_some(entry)
-            }
+        kept += 1;
+        // A package of a file we wrote is copied byte for byte; one of a
+        // file SPK wrote is decoded and encoded again.
+        let part = match old.raw_package(i) {
+            Some(raw) => PackagePart::Raw(raw),
+            None => match old.package_at(i) {
+                Some(p) => PackagePart::Fresh(p.map_err(verr)?),
+                None => continue,
+            },
         };
-        fresh.insert(name.clone());
-        out.insert(name, new.as_ref().map(Section::encode));
+        parts.push((name.to_string(), part));
     }
-    if let Some(p) = &req.progress {
-        p(Progress { done: total, total });
+    for (name, p) in fresh {
+        if !p.versions.is_empty() {
+            parts.push((name, PackagePart::Fresh(p)));
+        }
     }
-    let sections = out.into_values().flatten().collect();
-    Ok((sections, problems, updated, fresh))
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
+    // Global vars only grow under an update, as with SPK: values seen only
+    // in builds not re-read cannot be known to be gone without reading
+    // them. A full generation recomputes them.
+    let names: BTreeSet<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+    let mut gv = old.global_vars();
+    for (k, vs) in walk::global_vars(walked.vars, &names) {
+        gv.entry(k).or_default().extend(vs);
+    }
+    let parts = parts.into_iter().map(|(_, p)| p).collect();
+    Ok((parts, gv, walked.problems, updated, kept))
 }
 
-/// Writes a temp file, verifies it, renames it over the index.
+/// Writes a temp file, verifies it as SPK would, renames it over the index.
 fn install(
     dir: &Path,
     index_path: &Path,
-    meta: &IndexMeta,
-    sections: &[Section],
-    counts: Counts,
-    fresh: &BTreeSet<String>,
+    bytes: &[u8],
     pause: Option<Duration>,
-) -> Result<u64, IndexError> {
-    let tmp = dir.join(format!("{}{}", temp_prefix(), std::process::id()));
+) -> Result<(u64, Counts), IndexError> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = dir.join(format!(
+        "{TEMP_PREFIX}{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
     let werr = |path: &Path| {
         let path = path.to_path_buf();
         move |source| IndexError::Write { path, source }
     };
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(werr(&tmp))?;
     let cleanup = |e: IndexError| {
         let _ = std::fs::remove_file(&tmp);
         e
     };
     let t = Instant::now();
-    let len = write_index(file, &tmp, meta, sections).map_err(|e| {
-        cleanup(match e {
-            IndexFileError::Io { path, source } => IndexError::Write { path, source },
-            other => IndexError::Verify(other),
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(werr(&tmp))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| cleanup(werr(&tmp)(e)))?;
+    // World-readable, as SPK makes it.
+    let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666));
+    drop(file);
+    tracing::debug!("wrote and synced {} bytes in {:?}", bytes.len(), t.elapsed());
+    let t = Instant::now();
+    // Read back what is on disk and verify it before using it.
+    let written = IndexFile::open(&tmp).map_err(|source| {
+        cleanup(IndexError::Verify {
+            path: tmp.clone(),
+            source,
         })
     })?;
-    tracing::debug!("wrote and synced {len} bytes in {:?}", t.elapsed());
-    let t = Instant::now();
-    // Read back what is on disk and check every section before using it.
-    let check = Index::open(&tmp).and_then(|i| {
-        // Every crc; every section written afresh decoded.
-        let c = i.verify_some(&|name| fresh.contains(name))?;
-        if c != counts {
-            return Err(IndexFileError::Damaged {
-                path: tmp.clone(),
-                detail: format!("it holds {c:?}, {counts:?} were written"),
-            });
-        }
-        Ok(())
-    });
-    check.map_err(|e| cleanup(IndexError::Verify(e)))?;
+    let counts = count(&written);
+    drop(written);
     tracing::debug!("verified the new index in {:?}", t.elapsed());
     if let Some(p) = pause {
         tracing::warn!("test hook: pausing {p:?} before renaming the new index in");
@@ -609,5 +571,16 @@ fn install(
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(werr(dir))?;
-    Ok(len)
+    Ok((bytes.len() as u64, counts))
+}
+
+/// Packages, versions, builds and deprecated builds of a verified index.
+fn count(index: &IndexFile) -> Counts {
+    let mut c = Counts::default();
+    for i in 0..index.len() {
+        if let Some(Ok(p)) = index.package_at(i) {
+            c.add(Counts::of(&p));
+        }
+    }
+    c
 }

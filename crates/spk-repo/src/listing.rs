@@ -1,19 +1,28 @@
-//! What `spk repo ls` shows: packages; a package's versions; a version's
-//! builds. The index and the repository give the same [`Listing`] for the
-//! same state, because both hold the same [`PackageEntry`] values.
+//! What `spk repo ls` and `spk repo show` print: packages; a package's
+//! versions; a version's builds with their deprecation and published
+//! components; everything the index holds for one build.
+//!
+//! The index and the repository give the same answer for the same state,
+//! because both are turned into the same [`PackageIndex`] values first: the
+//! index by decoding one package (a binary search, nothing else decoded),
+//! the repository by reading that one package's tags and specs
+//! ([`crate::walk`]).
 
 use serde::Serialize;
-use spk_messaging_core::{PkgIdent, Version};
 
-use crate::index::{Index, IndexFileError};
-use crate::model::PackageEntry;
-use crate::repository::{RepoError, Repository};
-use crate::spec::SpecProblem;
+use crate::fb::{FbError, IndexFile};
+use crate::indexed::{BuildIndex, Component, PackageIndex, Version};
+use crate::problem::SpecProblem;
+use crate::spfs::{SpfsError, SpfsRepo};
+use crate::v0;
+use crate::walk::{self, Want};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListedBuild {
     pub build: String,
     pub deprecated: bool,
+    /// The components published for this build.
+    pub components: Vec<Component>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,6 +45,13 @@ pub struct Listing {
     pub packages: Vec<ListedPackage>,
 }
 
+/// What to list: everything, a package, or a package version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub name: Option<String>,
+    pub version: Option<Version>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
     #[error("package {name} is not in repository {repo}{from}")]
@@ -52,10 +68,19 @@ pub enum ListError {
         from: String,
         have: String,
     },
+    #[error("{name}/{version} has no build {build} in repository {repo}{from} (it has {have})")]
+    NoBuild {
+        name: String,
+        version: String,
+        build: String,
+        repo: String,
+        from: String,
+        have: String,
+    },
+    #[error("{0}; `--no-index` reads the repository instead")]
+    Index(#[from] FbError),
     #[error(transparent)]
-    Index(#[from] IndexFileError),
-    #[error(transparent)]
-    Repo(#[from] RepoError),
+    Repo(#[from] SpfsError),
 }
 
 /// Where a listing comes from, for messages.
@@ -72,115 +97,168 @@ fn from_text(s: Source) -> String {
     }
 }
 
-fn shape(
-    p: PackageEntry,
-    version: Option<&Version>,
+/// The package's entry, from the index or the repository.
+fn package(
+    from: &From<'_>,
+    name: &str,
     repo: &str,
-    source: Source,
-) -> Result<ListedPackage, ListError> {
-    let Some(want) = version else {
-        return Ok(ListedPackage {
-            versions: Some(
-                p.versions
-                    .into_iter()
-                    .map(|v| ListedVersion {
-                        version: v.version,
-                        builds: None,
-                    })
-                    .collect(),
-            ),
-            name: p.name,
-        });
+) -> Result<(PackageIndex, Vec<SpecProblem>), ListError> {
+    let found = match from {
+        From::Index(index) => (index.package(name).transpose()?, Vec::new()),
+        From::Repository(r) => {
+            let w = walk::walk(r, &[(name.to_string(), Want::All)], None, None);
+            (w.packages.into_iter().next(), w.problems)
+        }
     };
-    let have: Vec<String> = p.versions.iter().map(|v| v.version.clone()).collect();
-    let versions: Vec<ListedVersion> = p
-        .versions
-        .into_iter()
-        .filter(|v| v.version.parse::<Version>().is_ok_and(|x| &x == want))
-        .map(|v| ListedVersion {
-            version: v.version,
-            builds: Some(
-                v.builds
-                    .into_iter()
-                    .map(|b| ListedBuild {
-                        build: b.build,
-                        deprecated: b.deprecated,
-                    })
-                    .collect(),
-            ),
-        })
-        .collect();
-    if versions.is_empty() {
-        return Err(ListError::NoVersion {
-            name: p.name,
-            version: want.to_string(),
+    match found {
+        (Some(p), problems) => Ok((p, problems)),
+        (None, _) => Err(ListError::NoPackage {
+            name: name.to_string(),
             repo: repo.to_string(),
-            from: from_text(source),
-            have: have.join(", "),
-        });
+            from: from_text(from.source()),
+        }),
     }
-    Ok(ListedPackage {
-        name: p.name,
-        versions: Some(versions),
-    })
 }
 
-/// Lists from an index.
-pub fn list_index(
-    index: &Index,
-    what: Option<&PkgIdent>,
+/// Where to read from.
+#[derive(Debug)]
+pub enum From<'a> {
+    Index(&'a IndexFile),
+    Repository(&'a SpfsRepo),
+}
+
+impl From<'_> {
+    fn source(&self) -> Source {
+        match self {
+            From::Index(_) => Source::Index,
+            From::Repository(_) => Source::Repository,
+        }
+    }
+}
+
+fn listed_build(b: &BuildIndex) -> ListedBuild {
+    ListedBuild {
+        build: b.build.to_string(),
+        deprecated: b.deprecated,
+        components: b.published_components.clone(),
+    }
+}
+
+/// Lists what `query` asks for; also returns what a repository read skipped.
+pub fn list(
+    from: &From<'_>,
+    query: &Query,
     repo: &str,
-) -> Result<Listing, ListError> {
-    let Some(id) = what else {
-        return Ok(Listing {
-            packages: index
-                .package_names()
-                .map(|n| ListedPackage {
-                    name: n.to_string(),
-                    versions: None,
-                })
-                .collect(),
-        });
-    };
-    let name = id.name.as_str();
-    let p = index.package(name)?.ok_or_else(|| ListError::NoPackage {
-        name: name.to_string(),
-        repo: repo.to_string(),
-        from: from_text(Source::Index),
-    })?;
-    Ok(Listing {
-        packages: vec![shape(p, id.version.as_ref(), repo, Source::Index)?],
-    })
-}
-
-/// Lists from the repository itself; also returns the specs it skipped.
-pub fn list_repository(
-    repo: &Repository,
-    what: Option<&PkgIdent>,
 ) -> Result<(Listing, Vec<SpecProblem>), ListError> {
-    let url = repo.address().to_url();
-    let Some(id) = what else {
-        let (packages, problems) = repo.read_all(None)?;
-        let packages = packages
-            .into_iter()
-            .map(|p| ListedPackage {
-                name: p.name,
-                versions: None,
-            })
-            .collect();
-        return Ok((Listing { packages }, problems));
+    let Some(name) = &query.name else {
+        let packages = match from {
+            From::Index(i) => i.package_names().into_iter().map(str::to_string).collect(),
+            From::Repository(r) => r.package_names()?,
+        };
+        return Ok((
+            Listing {
+                packages: packages
+                    .into_iter()
+                    .map(|name| ListedPackage {
+                        name,
+                        versions: None,
+                    })
+                    .collect(),
+            },
+            Vec::new(),
+        ));
     };
-    let name = id.name.as_str();
-    let (p, problems) = repo.read_package(name, None);
-    let p = p.ok_or_else(|| ListError::NoPackage {
-        name: name.to_string(),
-        repo: url.clone(),
-        from: from_text(Source::Repository),
-    })?;
+    let (p, problems) = package(from, name, repo)?;
+    let versions = match &query.version {
+        None => p
+            .versions
+            .iter()
+            .map(|v| ListedVersion {
+                version: v.version.to_string(),
+                builds: None,
+            })
+            .collect(),
+        Some(want) => {
+            let vs: Vec<ListedVersion> = p
+                .versions
+                .iter()
+                .filter(|v| v0::version_eq(&v.version, want))
+                .map(|v| ListedVersion {
+                    version: v.version.to_string(),
+                    builds: Some(v.builds.iter().map(listed_build).collect()),
+                })
+                .collect();
+            if vs.is_empty() {
+                return Err(ListError::NoVersion {
+                    name: name.clone(),
+                    version: want.to_string(),
+                    repo: repo.to_string(),
+                    from: from_text(from.source()),
+                    have: have_versions(&p),
+                });
+            }
+            vs
+        }
+    };
     Ok((
         Listing {
-            packages: vec![shape(p, id.version.as_ref(), &url, Source::Repository)?],
+            packages: vec![ListedPackage {
+                name: p.name,
+                versions: Some(versions),
+            }],
         },
         problems,
     ))
+}
+
+fn have_versions(p: &PackageIndex) -> String {
+    let v: Vec<String> = p.versions.iter().map(|v| v.version.to_string()).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Everything the index (or the repository) holds for one build.
+pub fn show(
+    from: &From<'_>,
+    name: &str,
+    version: &Version,
+    build: &str,
+    repo: &str,
+) -> Result<(BuildIndex, Vec<SpecProblem>), ListError> {
+    let (p, problems) = package(from, name, repo)?;
+    let Some(v) = p
+        .versions
+        .iter()
+        .find(|v| v0::version_eq(&v.version, version) && !v.builds.is_empty())
+        .or_else(|| p.versions.iter().find(|v| v0::version_eq(&v.version, version)))
+    else {
+        return Err(ListError::NoVersion {
+            name: name.to_string(),
+            version: version.to_string(),
+            repo: repo.to_string(),
+            from: from_text(from.source()),
+            have: have_versions(&p),
+        });
+    };
+    match v.builds.iter().find(|b| b.build.to_string() == build) {
+        Some(b) => Ok((b.clone(), problems)),
+        None => Err(ListError::NoBuild {
+            name: name.to_string(),
+            version: v.version.to_string(),
+            build: build.to_string(),
+            repo: repo.to_string(),
+            from: from_text(from.source()),
+            have: {
+                let b: Vec<String> = v.builds.iter().map(|b| b.build.to_string()).collect();
+                if b.is_empty() {
+                    "none".into()
+                } else {
+                    b.join(", ")
+                }
+            },
+        }),
+    }
 }

@@ -448,7 +448,10 @@ mod tests {
         let e = acquire(&p, 1, Duration::ZERO, &nowait)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("some-other-host") && e.contains("process 1"), "{e}");
+        assert!(
+            e.contains("some-other-host") && e.contains("process 1"),
+            "{e}"
+        );
         // pid 1 on this host is alive.
         std::fs::write(&p, lock_content(&host_name(), 1)).unwrap();
         assert!(acquire(&p, 1, Duration::ZERO, &nowait).is_err());
@@ -466,6 +469,12 @@ mod tests {
         let p = d.path().join(LOCK_FILE_NAME);
         std::fs::write(&p, "host: elsewhere\npid: 7").unwrap();
         let e = acquire(&p, 1, Duration::from_secs(u64::MAX), &nowait).unwrap_err();
-        assert!(matches!(e, LockError::Busy { sleep_seconds: 86_400, .. }));
+        assert!(matches!(
+            e,
+            LockError::Busy {
+                sleep_seconds: 86_400,
+                ..
+            }
+        ));
     }
 }
