@@ -5,7 +5,7 @@
 //! which rules count as duplicates (SPK's own equality, where `1.2` equals
 //! `1.2.0`, but `~1.2` and `~1.2.0` differ because they specify a different
 //! number of parts) and the order of the written list (operator number,
-//! then the rule's own fields). The first of two equal rules is the one kept.
+//! then the rule's own fields). The last of two equal rules is the one kept.
 //!
 //! Separator commas are told apart from tag-set commas by looking ahead: in
 //! `>=1.0-a.0,<2` the comma ends the tag set because `<2` is not a tag.
@@ -154,8 +154,13 @@ pub fn parse_range(text: &str) -> Result<Vec<FilterRule>, RangeError> {
 }
 
 /// Sort as SPK's rule set iterates and drop rules SPK considers equal,
-/// keeping the first written.
+/// keeping the **last** written (SPK collects the rules into an ordered
+/// set in one go, which keeps the last of equal items; SPK 0.44.0 indexes
+/// `>=1.2,>=1.2.0` as `[>=1.2.0]`).
 pub fn normalise_rules(rules: &mut Vec<FilterRule>) {
+    // Reversed, a stable sort puts the last-written of equal rules first,
+    // and `dedup_by` keeps the first of each run.
+    rules.reverse();
     rules.sort_by(rule_cmp);
     rules.dedup_by(|later, earlier| rule_cmp(earlier, later) == Ordering::Equal);
 }
@@ -347,9 +352,11 @@ mod tests {
                 "!=0+a.0,0.0.*",
                 vec![r(NotEquals, "0+a.0"), wild(&[0, 0, W])],
             ),
-            // duplicates collapse under SPK's equality, the first one stays
-            (">=1.2,>=1.2.0", vec![r(GreaterThanOrEqualTo, "1.2")]),
-            (">=1.2.0,>=1.2", vec![r(GreaterThanOrEqualTo, "1.2.0")]),
+            // duplicates collapse under SPK's equality, the last one stays
+            // (SPK wrote [1,2,0] for the first and [1,2] for the second)
+            (">=1.2,>=1.2.0", vec![r(GreaterThanOrEqualTo, "1.2.0")]),
+            (">=1.2.0,>=1.2", vec![r(GreaterThanOrEqualTo, "1.2")]),
+            ("Binary:1.2,Binary:1.2.0", vec![compat("1.2.0", C::Binary)]),
             // ... but `~` and `!=` count the parts written
             (
                 "~1.2.0,~1.2",

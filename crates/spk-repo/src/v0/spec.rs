@@ -174,13 +174,16 @@ fn stringified(v: &Value, at: &Loc) -> Result<String, SpecError> {
     }
 }
 
-/// A value SPK reads as a string.
-fn text<'v>(v: &'v Value, at: &Loc) -> Result<std::borrow::Cow<'v, str>, SpecError> {
+/// A value SPK reads as a string: it must be a YAML string (SPK's YAML
+/// reader refuses a number or a boolean where it expects a string).
+fn text<'v>(v: &'v Value, at: &Loc) -> Result<&'v str, SpecError> {
     match v {
-        Value::String(s) => Ok(std::borrow::Cow::Borrowed(s.as_str())),
+        Value::String(s) => Ok(s.as_str()),
         Value::Tagged(t) => text(&t.value, at),
-        Value::Null | Value::Bool(_) | Value::Number(_) => stringified(v, at).map(Into::into),
-        other => Err(at.invalid(format!("expected a string, found {}", kind(other)))),
+        other => Err(at.invalid(format!(
+            "expected a string, found {} (quote it if it is meant as text)",
+            kind(other)
+        ))),
     }
 }
 
@@ -472,7 +475,7 @@ fn parse_request(v: &Value, at: &Loc) -> Result<Option<Requirement>, SpecError> 
                 var = Some(name.to_string());
                 value = val.map(str::to_string);
             }
-            "value" => value = Some(text(val, &at)?.into_owned()),
+            "value" => value = Some(text(val, &at)?.to_string()),
             _ => {}
         }
     }
@@ -714,7 +717,13 @@ fn parse_embedded(v: &Value, at: &Loc) -> Result<ParsedEmbedded, SpecError> {
         None | Some(Value::Null) => Vec::new(),
         Some(b) => {
             let b = mapping(b, &build_at, "the build section")?;
-            parse_options(b.get("options"), &build_at.key("options"))?
+            let opts_at = build_at.key("options");
+            let opts = b.get("options").ok_or_else(|| {
+                opts_at.missing(
+                    "a list of options (an embedded package's `build:` must have `options:`)",
+                )
+            })?;
+            parse_options(Some(opts), &opts_at)?
         }
     };
     let install_at = at.key("install");
@@ -876,7 +885,17 @@ pub fn parse_build_spec(yaml: &[u8]) -> Result<ParsedBuild, SpecError> {
         None | Some(Value::Null) => Vec::new(),
         Some(b) => {
             let b = mapping(b, &build_at, "the build section")?;
-            parse_options(b.get("options"), &build_at.key("options"))?
+            let opts_at = build_at.key("options");
+            let opts = parse_options(b.get("options"), &opts_at)?;
+            for (i, o) in opts.iter().enumerate() {
+                if opts[..i].iter().any(|p| p.full_name() == o.full_name()) {
+                    return Err(opts_at.index(i).invalid(format!(
+                        "build option `{}` is given more than once; give each option once",
+                        o.full_name()
+                    )));
+                }
+            }
+            opts
         }
     };
 
@@ -923,19 +942,10 @@ pub fn parse_build_spec(yaml: &[u8]) -> Result<ParsedBuild, SpecError> {
         // SPK strips a source build down to its source component (§5.9).
         build.component_specs = vec![ComponentSpec::plain(Component::Source)];
     } else {
-        // Build options: one value per name (SPK keeps them in a map, the
-        // last one wins), namespaced ones skipped.
-        let mut by_name: Vec<(&str, &str)> = Vec::new();
+        // Build options (names are unique), namespaced ones skipped.
         for o in &options {
-            let n = o.full_name();
-            match by_name.iter_mut().find(|(name, _)| *name == n) {
-                Some(slot) => slot.1 = o.value(),
-                None => by_name.push((n, o.value())),
-            }
-        }
-        for (n, v) in by_name {
-            if !n.contains('.') {
-                global_vars.push((n.to_string(), v.to_string()));
+            if !o.full_name().contains('.') {
+                global_vars.push((o.full_name().to_string(), o.value().to_string()));
             }
         }
         let base = |n: &str| n.split_once('.').map_or(n, |(_, b)| b).to_string();
