@@ -511,7 +511,8 @@ fn parse_request(v: &Value, at: &Loc) -> Result<Option<Requirement>, SpecError> 
     }
 }
 
-/// A requirements list: empty var requests dropped, names unique.
+/// A requirements list: empty var requests dropped (SPK tolerates them
+/// there, as older SPK versions wrote them), names unique.
 fn parse_requirements(v: Option<&Value>, at: &Loc) -> Result<Vec<Requirement>, SpecError> {
     let items = sequence(v, at)?;
     let mut out: Vec<Requirement> = Vec::with_capacity(items.len());
@@ -924,9 +925,19 @@ pub fn parse_build_spec(yaml: &[u8]) -> Result<ParsedBuild, SpecError> {
     for (i, t) in sequence(root.get("tests"), &tests_at)?.iter().enumerate() {
         let at = tests_at.index(i);
         let t = mapping(t, &at, "a test")?;
-        for r in parse_requirements(t.get("requirements"), &at.key("requirements"))? {
-            if let Requirement::Var(v) = r {
-                test_vars.push(v);
+        // A test's requirements are a plain list in SPK: a var request
+        // without a value is an error there, not dropped.
+        let req_at = at.key("requirements");
+        for (j, r) in sequence(t.get("requirements"), &req_at)?.iter().enumerate() {
+            let at = req_at.index(j);
+            match parse_request(r, &at)? {
+                Some(Requirement::Var(v)) => test_vars.push(v),
+                Some(Requirement::Pkg(_)) => {}
+                None => {
+                    return Err(at.invalid(
+                        "a var request in a test needs a non-empty value, e.g. `var: name/value`",
+                    ))
+                }
             }
         }
     }
