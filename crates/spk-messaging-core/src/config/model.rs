@@ -262,7 +262,11 @@ impl Config {
         Ok(ResolvedRepo {
             name,
             address,
-            config: RepositoryConfig::default(),
+            // SPK: a repository its config does not mention uses its index.
+            config: RepositoryConfig {
+                use_index: true,
+                ..RepositoryConfig::default()
+            },
             configured: false,
             address_source: "the command line".to_string(),
         })

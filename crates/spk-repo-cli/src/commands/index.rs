@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::anyhow;
 use spk_messaging_core::config::{Config, ResolvedRepo};
 use spk_messaging_core::{IndexStatusReporter, PkgIdent};
-use spk_repo::{run_index, IndexError, IndexRequest, IndexSummary, Progress, Repository};
+use spk_repo::{run_index, IndexError, IndexRequest, IndexSummary};
 
 use crate::exit::{self, CmdResult, Exit};
 use crate::output::{print_json, Format};
@@ -34,9 +34,6 @@ pub struct Args {
     /// Summary format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
-    /// Benchmarks only: walk, read and parse every spec, and nothing else.
-    #[arg(long, hide = true)]
-    scan_only: bool,
 }
 
 /// Where this run's status messages go: the Kafka channel named by the
@@ -59,14 +56,14 @@ fn progress_bar() -> Option<spk_repo::ProgressFn> {
     }
     let bar = indicatif::ProgressBar::new(0);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} reading packages {bar:40} {pos}/{len} ({eta})",
+        "{spinner} reading builds {bar:40} {pos}/{len} ({eta})",
     ) {
         bar.set_style(style);
     }
-    Some(Arc::new(move |p: Progress| {
-        bar.set_length(p.total);
-        bar.set_position(p.done);
-        if p.done >= p.total {
+    Some(Arc::new(move |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+        if done >= total {
             bar.finish_and_clear();
         }
     }))
@@ -74,9 +71,6 @@ fn progress_bar() -> Option<spk_repo::ProgressFn> {
 
 pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     let (cfg, resolved) = ctx.repo(&args.repo)?;
-    if args.scan_only {
-        return scan_only(&resolved);
-    }
     let mut req = IndexRequest::new(
         &resolved.name,
         resolved.address.clone(),
@@ -116,8 +110,13 @@ fn print_summary(s: &IndexSummary, format: Format) {
             if let Some(h) = &s.lock_taken_over {
                 println!("took over the index write lock of {h}, which is no longer running");
             }
+            let kept = if s.mode == spk_repo::IndexMode::Update {
+                format!(" ({} kept from the old index)", s.kept)
+            } else {
+                String::new()
+            };
             println!(
-                "indexed {} ({}), {}: {} packages, {} versions, {} builds, {} deprecated, {} skipped in {:.2}s -> {} ({} bytes)",
+                "indexed {} ({}), {}: {} packages{kept}, {} versions, {} builds, {} deprecated, {} global vars, {} skipped in {:.2}s -> {} ({} bytes)",
                 s.repo_name,
                 s.repo_address,
                 s.mode,
@@ -125,6 +124,7 @@ fn print_summary(s: &IndexSummary, format: Format) {
                 s.counts.versions,
                 s.counts.builds,
                 s.counts.deprecated,
+                s.global_vars,
                 s.skipped.len(),
                 s.elapsed_seconds,
                 s.index_path.display(),
@@ -132,16 +132,4 @@ fn print_summary(s: &IndexSummary, format: Format) {
             );
         }
     }
-}
-
-fn scan_only(resolved: &ResolvedRepo) -> CmdResult {
-    let t = std::time::Instant::now();
-    let repo = Repository::open(&resolved.address).map_err(anyhow::Error::from)?;
-    let (builds, problems) = spk_repo::read_all_specs(&repo).map_err(anyhow::Error::from)?;
-    println!(
-        "read {builds} builds, {} skipped in {:.3}s (scan only, nothing written)",
-        problems.len(),
-        t.elapsed().as_secs_f64()
-    );
-    Ok(())
 }

@@ -71,7 +71,8 @@ impl IndexRunner for RepoRunner {
 
 pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     let cfg = ctx.config()?;
-    let setup = indexer::validate(&cfg, &args.name).map_err(anyhow::Error::from)?;
+    let setup = indexer::validate(&cfg, &args.name, &super::SpfsLookup::from_process())
+        .map_err(anyhow::Error::from)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,

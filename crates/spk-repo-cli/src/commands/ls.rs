@@ -1,20 +1,21 @@
 //! `spk repo ls --repo R [PKG[/VERSION]] [--no-index] [--format text|json]`
 //!
-//! From the index when there is one (a configured repository only with
-//! `use_index = true`, SPK's rule; a path not in the config whenever its
-//! index exists), else from the repository. Both give the same answer.
+//! From the index `index/spk/index_v1.fb` when the repository uses one
+//! (SPK's rule: `use_index = true`, or a repository SPK's config does not
+//! mention) and it exists, else from the spfs repository itself. Both give
+//! the same answer; `--format json` adds each build's published components.
 
 use anyhow::anyhow;
 use spk_messaging_core::PkgIdent;
-use spk_repo::listing::{list_index, list_repository, ListError, Listing};
-use spk_repo::{Index, Repository};
+use spk_repo::listing::{self, From, Listing, Query};
+use spk_repo::spfs::SpfsRepo;
 
 use crate::exit::CmdResult;
 use crate::output::{print_json, Format};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Repository: a configured name, a path or a file: URL.
+    /// Repository: a name (spfs's config or the SPK config), a path or a file: URL.
     #[arg(long, short = 'r', value_name = "REPO")]
     repo: String,
     /// A package, or a package version; nothing lists every package.
@@ -28,53 +29,64 @@ pub struct Args {
     format: Format,
 }
 
+/// The query from `PKG[/VERSION]`.
+pub fn query(what: Option<&PkgIdent>) -> anyhow::Result<Query> {
+    let version = match what.and_then(|w| w.version.as_ref()) {
+        Some(v) => Some(
+            spk_repo::v0::parse_version(v.as_str())
+                .map_err(|e| anyhow!("{v}: not a version: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(Query {
+        name: what.map(|w| w.name.to_string()),
+        version,
+    })
+}
+
 pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     if let Some(id) = &args.what {
         if id.build.is_some() {
-            return Err(
-                anyhow!("{id}: `spk repo ls` takes PKG or PKG/VERSION, not a build").into(),
-            );
+            return Err(anyhow!(
+                "{id}: `spk repo ls` takes PKG or PKG/VERSION, not a build (`spk repo show` shows one build)"
+            )
+            .into());
         }
     }
     let (_cfg, resolved) = ctx.repo(&args.repo)?;
-    let repo = Repository::open(&resolved.address).map_err(anyhow::Error::from)?;
-    let index_path = repo.index_path();
-    let wanted = !args.no_index && (!resolved.configured || resolved.config.use_index);
-    let listing: Listing = if wanted && index_path.exists() {
+    let q = query(args.what.as_ref())?;
+    let url = resolved.address.to_url();
+    let index_path = spk_repo::index_path(resolved.address.path());
+    let use_index = !args.no_index && resolved.config.use_index;
+    let (listing, problems): (Listing, _) = if use_index && index_path.exists() {
         tracing::info!("listing from the index {}", index_path.display());
-        let index = Index::open(&index_path)
+        let index = spk_repo::fb::IndexFile::open(&index_path)
             .map_err(|e| anyhow!("{e}; `--no-index` reads the repository instead"))?;
-        list_index(&index, args.what.as_ref(), &resolved.address.to_url()).map_err(|e| match e {
-            ListError::Index(e) => anyhow!("{e}; `--no-index` reads the repository instead"),
-            other => other.into(),
-        })?
+        listing::list(&From::Index(&index), &q, &url).map_err(anyhow::Error::from)?
     } else {
         tracing::info!("listing from the repository {}", resolved.address);
-        let (l, problems) =
-            list_repository(&repo, args.what.as_ref()).map_err(anyhow::Error::from)?;
-        for p in problems {
-            tracing::warn!("skipped {p}");
-        }
-        l
+        let repo = SpfsRepo::open(resolved.address.path()).map_err(anyhow::Error::from)?;
+        listing::list(&From::Repository(&repo), &q, &url).map_err(anyhow::Error::from)?
     };
+    for p in problems {
+        tracing::warn!("skipped {p}");
+    }
     match args.format {
         Format::Json => print_json(&serde_json::to_value(&listing).unwrap_or_default()),
         Format::Text => {
             for p in &listing.packages {
-                match &p.versions {
-                    None => println!("{}", p.name),
-                    Some(vs) => {
-                        for v in vs {
-                            match &v.builds {
-                                None => println!("{}/{}", p.name, v.version),
-                                Some(bs) => {
-                                    for b in bs {
-                                        let dep = if b.deprecated { "  (deprecated)" } else { "" };
-                                        println!("{}/{}/{}{dep}", p.name, v.version, b.build);
-                                    }
-                                }
-                            }
-                        }
+                let Some(vs) = &p.versions else {
+                    println!("{}", p.name);
+                    continue;
+                };
+                for v in vs {
+                    let Some(bs) = &v.builds else {
+                        println!("{}/{}", p.name, v.version);
+                        continue;
+                    };
+                    for b in bs {
+                        let dep = if b.deprecated { "  (deprecated)" } else { "" };
+                        println!("{}/{}/{}{dep}", p.name, v.version, b.build);
                     }
                 }
             }

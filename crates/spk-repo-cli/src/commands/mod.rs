@@ -1,6 +1,6 @@
 //! One module per command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -16,6 +16,7 @@ mod indexer;
 mod ls;
 mod schema;
 mod send_event;
+mod show;
 mod test_hooks;
 mod wait_index;
 
@@ -42,15 +43,51 @@ impl Context {
         Ok(cfg)
     }
 
-    /// Loads the config and resolves `--repo` (a configured name, a path or
-    /// a `file:` URL, relative to the current directory).
+    /// Loads the config and resolves `--repo`: a repository name (its
+    /// address from `repositories.<name>.address`, else from spfs's own
+    /// config as SPK sites have it), a path or a `file:` URL (relative to the
+    /// current directory).
     pub fn repo(&self, repo: &str) -> anyhow::Result<(Config, ResolvedRepo)> {
         let cfg = self.config()?;
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let resolved = cfg
-            .resolve_repo(repo, &cwd)
+            .resolve_repo_with(repo, &cwd, &SpfsLookup::from_process())
             .map_err(|e| anyhow::anyhow!("--repo {repo}: {e}"))?;
+        tracing::debug!(
+            "repository {} is {} (from {})",
+            resolved.name,
+            resolved.address,
+            resolved.address_source
+        );
         Ok((cfg, resolved))
+    }
+}
+
+/// Repository addresses from spfs's config (`[remote.<name>] address`).
+#[derive(Debug)]
+pub struct SpfsLookup(spk_repo::spfs::config::SpfsConfigSources);
+
+impl SpfsLookup {
+    pub fn from_process() -> Self {
+        SpfsLookup(spk_repo::spfs::config::SpfsConfigSources::from_process())
+    }
+}
+
+impl config::AddressLookup for SpfsLookup {
+    fn lookup(
+        &self,
+        name: &str,
+    ) -> Result<Option<(spk_messaging_core::RepoAddress, String)>, String> {
+        let Some(remote) =
+            spk_repo::spfs::config::remote_address(name, &self.0).map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let root = remote.filesystem_root().map_err(|e| e.to_string())?;
+        let address =
+            spk_messaging_core::RepoAddress::parse(&root.to_string_lossy(), Path::new("/"))
+                .map_err(|e| format!("{e} ({})", remote.origin))?;
+        Ok(Some((address, remote.origin.to_string())))
     }
 }
 
@@ -60,6 +97,8 @@ pub enum RepoCmd {
     Index(index::Args),
     /// List packages, a package's versions, or a version's builds.
     Ls(ls::Args),
+    /// Print what the index holds for one build (what the solver sees).
+    Show(show::Args),
     /// Send package update messages (by hand, or a batch from a file).
     SendEvent(send_event::Args),
     /// Run the Indexer service that keeps one repository's index current.
@@ -71,6 +110,7 @@ impl RepoCmd {
         match self {
             RepoCmd::Index(a) => index::run(ctx, a),
             RepoCmd::Ls(a) => ls::run(ctx, a),
+            RepoCmd::Show(a) => show::run(ctx, a),
             RepoCmd::SendEvent(a) => send_event::run(ctx, a),
             RepoCmd::Indexer(a) => indexer::run(ctx, a),
         }
