@@ -23,6 +23,7 @@ pub mod indexed;
 pub mod listing;
 pub mod lock;
 pub mod problem;
+pub mod publish;
 pub mod spfs;
 pub mod v0;
 pub mod walk;
