@@ -37,4 +37,6 @@ pub use version::{
 };
 
 #[cfg(test)]
+mod spk_json;
+#[cfg(test)]
 mod tests;

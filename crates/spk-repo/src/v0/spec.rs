@@ -294,7 +294,7 @@ fn parse_option(v: &Value, at: &Loc) -> Result<ParsedOpt, SpecError> {
         match key.as_str() {
             "pkg" => {
                 let t = text(val, &at)?;
-                let r = parse_range_ident(&t).map_err(|e| at.invalid(e))?;
+                let r = parse_range_ident(t).map_err(|e| at.invalid(e))?;
                 if r.repository_name.is_some() {
                     return Err(at.invalid(format!(
                         "`{t}`: a repository name is not supported in a pkg option; expected `name[:components][/range]`"
@@ -316,7 +316,7 @@ fn parse_option(v: &Value, at: &Loc) -> Result<ParsedOpt, SpecError> {
             "prereleasepolicy" => prerelease_policy = prerelease(val, &at)?,
             "var" => {
                 let t = text(val, &at)?;
-                let (name, val) = split_var(&t);
+                let (name, val) = split_var(t);
                 if !is_option_name(name) {
                     return Err(at.invalid(format!(
                         "invalid option name `{name}`; expected `name` or `package.name` of lowercase letters, digits, `-`, `_` (2 to 64 characters)"
@@ -350,7 +350,7 @@ fn parse_option(v: &Value, at: &Loc) -> Result<ParsedOpt, SpecError> {
             "static" => value = Some(stringified(val, &at)?),
             "compat" => {
                 let t = text(val, &at)?;
-                compat = Some(canonical_compat(&t).map_err(|e| at.invalid(e))?);
+                compat = Some(canonical_compat(t).map_err(|e| at.invalid(e))?);
             }
             "required" => required = boolean(val, &at)?,
             _ => {}
@@ -416,7 +416,7 @@ fn parse_request(v: &Value, at: &Loc) -> Result<Option<Requirement>, SpecError> 
         match key.as_str() {
             "pkg" => {
                 let t = text(val, &at)?;
-                pkg = Some(parse_range_ident(&t).map_err(|e| at.invalid(e))?);
+                pkg = Some(parse_range_ident(t).map_err(|e| at.invalid(e))?);
             }
             "prereleasepolicy" => prerelease_policy = prerelease(val, &at)?,
             "include" => {
@@ -466,7 +466,7 @@ fn parse_request(v: &Value, at: &Loc) -> Result<Option<Requirement>, SpecError> 
             }
             "var" => {
                 let t = text(val, &at)?;
-                let (name, val) = split_var(&t);
+                let (name, val) = split_var(t);
                 if !is_option_name(name) {
                     return Err(at.invalid(format!(
                         "invalid var name `{name}`; expected `name` or `package.name` of lowercase letters, digits, `-`, `_` (2 to 64 characters)"
@@ -606,7 +606,7 @@ fn component_name(v: &Value, at: &Loc) -> Result<Component, SpecError> {
             "invalid component name `{t}`; expected 2 to 64 of lowercase letters, digits, `-` (e.g. `run`, `build`, `lib`)"
         )));
     }
-    Ok(Component::parse(&t))
+    Ok(Component::parse(t))
 }
 
 fn parse_component(v: &Value, at: &Loc) -> Result<(ComponentSpec, bool), SpecError> {
@@ -629,8 +629,7 @@ fn parse_component(v: &Value, at: &Loc) -> Result<(ComponentSpec, bool), SpecErr
     for (i, e) in sequence(map.get("embedded"), &emb_at)?.iter().enumerate() {
         let at = emb_at.index(i);
         let t = text(e, &at)?;
-        let (name, components, version) =
-            parse_component_embedded(&t).map_err(|e| at.invalid(e))?;
+        let (name, components, version) = parse_component_embedded(t).map_err(|e| at.invalid(e))?;
         spec.embedded.push(ComponentEmbedded {
             name,
             version,
@@ -707,7 +706,7 @@ fn parse_embedded(v: &Value, at: &Loc) -> Result<ParsedEmbedded, SpecError> {
     let pkg = map
         .get("pkg")
         .ok_or_else(|| pkg_at.missing("the embedded package's `name/version/embedded`"))?;
-    let ident = parse_build_ident(&text(pkg, &pkg_at)?).map_err(|e| pkg_at.invalid(e))?;
+    let ident = parse_build_ident(text(pkg, &pkg_at)?).map_err(|e| pkg_at.invalid(e))?;
     let compat = parse_compat(map.get("compat"), &at.key("compat"))?;
     let deprecated = match map.get("deprecated") {
         Some(v) => boolean(v, &at.key("deprecated"))?,
@@ -833,7 +832,7 @@ fn fill_component_embedded(components: &mut [ComponentSpec], embedded: &[ParsedE
 fn parse_compat(v: Option<&Value>, at: &Loc) -> Result<Option<String>, SpecError> {
     let Some(v) = v else { return Ok(None) };
     let t = text(v, at)?;
-    let canon = canonical_compat(&t).map_err(|e| at.invalid(e))?;
+    let canon = canonical_compat(t).map_err(|e| at.invalid(e))?;
     Ok((canon != DEFAULT_COMPAT).then_some(canon))
 }
 
@@ -873,7 +872,7 @@ pub fn parse_build_spec(yaml: &[u8]) -> Result<ParsedBuild, SpecError> {
         version,
         version_text,
         build: build_id,
-    } = parse_build_ident(&text(pkg, &pkg_at)?).map_err(|e| pkg_at.invalid(e))?;
+    } = parse_build_ident(text(pkg, &pkg_at)?).map_err(|e| pkg_at.invalid(e))?;
 
     let compat = parse_compat(root.get("compat"), &top.key("compat"))?;
     let deprecated = match root.get("deprecated") {
