@@ -121,7 +121,10 @@ fn resolve_repo_by_name_path_and_url() {
     assert_eq!(by_path.name, "origin");
     let other = cfg.resolve_repo("./r/elsewhere", cwd).unwrap();
     assert!(!other.configured);
-    assert!(other.config.use_index, "SPK: an unmentioned repository uses its index");
+    assert!(
+        other.config.use_index,
+        "SPK: an unmentioned repository uses its index"
+    );
     assert_eq!(other.name, "elsewhere");
     assert_eq!(other.address.to_url(), "file:///work/r/elsewhere/");
     assert!(cfg

@@ -383,13 +383,19 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
     let t_read = Instant::now();
     let (parts, global_vars, problems, updated, kept) = match &old {
         None => {
-            let names: Vec<(String, Want)> =
-                repo.package_names()?.into_iter().map(|n| (n, Want::All)).collect();
+            let names: Vec<(String, Want)> = repo
+                .package_names()?
+                .into_iter()
+                .map(|n| (n, Want::All))
+                .collect();
             let walked = walk::walk(repo, &names, hook, progress);
             let pkg_names: BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
             let gv = walk::global_vars(walked.vars, &pkg_names);
-            let parts: Vec<PackagePart> =
-                walked.packages.into_iter().map(PackagePart::Fresh).collect();
+            let parts: Vec<PackagePart> = walked
+                .packages
+                .into_iter()
+                .map(PackagePart::Fresh)
+                .collect();
             (parts, gv, walked.problems, Vec::new(), 0)
         }
         Some(old) => update(req, repo, old)?,
@@ -469,8 +475,12 @@ fn update<'a>(
     // Version targets: the old package's other versions are kept.
     for (name, want) in &targets {
         let Want::Versions(vs) = want else { continue };
-        let Some(i) = old.position(name) else { continue };
-        let Some(oldp) = old.package_at(i) else { continue };
+        let Some(i) = old.position(name) else {
+            continue;
+        };
+        let Some(oldp) = old.package_at(i) else {
+            continue;
+        };
         let mut oldp = oldp.map_err(verr)?;
         oldp.versions
             .retain(|v| !vs.iter().any(|w| v0::version_eq(w, &v.version)));
@@ -551,7 +561,11 @@ fn install(
     // World-readable, as SPK makes it.
     let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666));
     drop(file);
-    tracing::debug!("wrote and synced {} bytes in {:?}", bytes.len(), t.elapsed());
+    tracing::debug!(
+        "wrote and synced {} bytes in {:?}",
+        bytes.len(),
+        t.elapsed()
+    );
     let t = Instant::now();
     // Read back what is on disk and verify it before using it.
     let written = IndexFile::open(&tmp).map_err(|source| {

@@ -233,7 +233,11 @@ pub fn show(
         .versions
         .iter()
         .find(|v| v0::version_eq(&v.version, version) && !v.builds.is_empty())
-        .or_else(|| p.versions.iter().find(|v| v0::version_eq(&v.version, version)))
+        .or_else(|| {
+            p.versions
+                .iter()
+                .find(|v| v0::version_eq(&v.version, version))
+        })
     else {
         return Err(ListError::NoVersion {
             name: name.to_string(),
