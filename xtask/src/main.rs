@@ -11,6 +11,7 @@ use anyhow::{bail, Result};
 
 mod bench_index;
 mod bench_kafka;
+mod codegen;
 mod demo;
 mod genrepo;
 mod tansu;
@@ -33,6 +34,7 @@ fn main() -> Result<()> {
             }
         },
         "gen-repo" => genrepo::run(rest),
+        "codegen" => codegen::run(rest),
         "demo" => demo::demo(),
         other => {
             bail!("unknown task {other:?}; expected test, bench, gen-repo or demo (args: {rest:?})")

@@ -1,1 +1,220 @@
-//! (being written)
+//! SPK's index file, `index/spk/index_v1.fb`, as FlatBuffers bytes.
+//!
+//! The wire format is SPK 0.44.0's, described by our schema
+//! `crates/spk-repo/schema/spk_index.fbs` (wire-identical to SPK's own; the
+//! Rust in [`generated`] is what `cargo xtask codegen` makes of it). This
+//! module turns the plain model of [`crate::indexed`] into those bytes
+//! ([`encode`], [`assemble`]) and back ([`IndexFile`]), and checks bytes the
+//! way SPK does before it trusts them ([`verify`]).
+//!
+//! # Layout of the files we write
+//!
+//! Every FlatBuffers offset is relative and uoffsets point forward, so a
+//! package's whole subtree (its `PackageIndex` table and everything below
+//! it) can live in a contiguous, self-contained byte range anywhere after
+//! the vector that points at it. We use that:
+//!
+//! ```text
+//! 0      root uoffset → root table
+//! 4      root vtable, root table (packages, global_vars; the schema version
+//!        is left out, as SPK does: its default is 1)
+//!        packages vector: n uoffsets, one per package blob
+//! D      (8-aligned, referenced by nothing) directory:
+//!        "SPKTBLB1", n: u32, 0: u32, then n × (start: u32, end: u32)
+//!        global vars: a blob of its own
+//!        package blobs, each at an 8-aligned position, sorted by name
+//! ```
+//!
+//! Each package blob is a finished FlatBuffers buffer of its own
+//! (`[uoffset to its PackageIndex][...]`), made by its own builder. Why:
+//! - packages are encoded in parallel (one builder per package, rayon), then
+//!   the file is put together with one copy per blob;
+//! - an update can copy an unchanged package's bytes verbatim from the
+//!   previous file ([`IndexFile::raw_package`], [`PackagePart::Raw`]) instead
+//!   of decoding and re-encoding it.
+//!
+//! Blobs stay valid when moved because a builder aligns everything relative
+//! to the end of its buffer and pads the finished buffer to a multiple of its
+//! largest alignment (at most 4 for this schema), so a blob placed at an
+//! 8-aligned position keeps every alignment relative to the file start.
+//!
+//! The directory is how a later update finds the blobs of a file *we*
+//! wrote; FlatBuffers readers (SPK, flatc) never look at bytes nothing
+//! points to. A file without it (SPK's own) is simply decoded and re-encoded.
+//!
+//! # Rules the encoder follows (SPK's reader depends on them)
+//! - packages sorted byte-wise by name (binary search), no empty vectors,
+//!   no default-valued scalars, no union type without its value;
+//! - every `Version` stores `epsilon = None (1)` (the schema default is
+//!   Minus, which SPK reads as "just below the version");
+//! - wildcard rules carry `parts` and no version; named components carry
+//!   their name, built-ins don't.
+//!
+//! The decoder refuses what would make SPK panic or misread (a build id not
+//! 8 characters long, a named component without name, an option without
+//! value, operator 4 or unknown, a rule without version, a bad compat
+//! text, a version without epsilon None) with [`FbError::Semantics`] naming
+//! the package, version and build.
+
+#[allow(
+    unsafe_code,
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    missing_debug_implementations,
+    unused_imports,
+    dead_code,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    unused_extern_crates,
+    deprecated
+)]
+#[rustfmt::skip]
+pub mod generated;
+
+mod decode;
+mod encode;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use decode::{IndexFile, RawPackage};
+pub use encode::{assemble, encode, encode_package, EncodedPackage, PackagePart};
+
+/// The schema version SPK 0.44.0 reads (`index_v1.fb`).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The 8 bytes that start the blob directory of a file we wrote.
+pub const DIRECTORY_MAGIC: &[u8; 8] = b"SPKTBLB1";
+
+/// SPK's verifier options: the crate defaults, but 100 million tables
+/// (SPK raises the limit of 1 million, too small for real indexes).
+pub fn verifier_options() -> flatbuffers::VerifierOptions {
+    flatbuffers::VerifierOptions {
+        max_depth: 64,
+        max_tables: 100_000_000,
+        max_apparent_size: 1 << 31,
+        ignore_missing_null_terminator: false,
+    }
+}
+
+/// What went wrong with an index file. Every message names the file (or
+/// says it was bytes in memory), what is wrong, and what would be right.
+#[derive(Debug, thiserror::Error)]
+pub enum FbError {
+    #[error("cannot read the SPK index {}: {source}", Shown(.path))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is empty (0 bytes), so it is not an SPK index (a valid one holds at least a root table); {REGENERATE}",
+        Where(.path)
+    )]
+    Empty { path: Option<PathBuf> },
+    #[error(
+        "{} is not a valid SPK index (FlatBuffers verification failed: {}); {REGENERATE}",
+        Where(.path), one_line(.source)
+    )]
+    Verify {
+        path: Option<PathBuf>,
+        #[source]
+        source: flatbuffers::InvalidFlatbuffer,
+    },
+    #[error(
+        "{} has index schema version {found}, but SPK 0.44.0 and this tool read only version {SCHEMA_VERSION} (index_v{SCHEMA_VERSION}.fb); {REGENERATE}",
+        Where(.path)
+    )]
+    SchemaVersion { path: Option<PathBuf>, found: u32 },
+    #[error(
+        "{} holds data SPK cannot use, at {at}: {problem}; {REGENERATE}",
+        Where(.path)
+    )]
+    Semantics {
+        path: Option<PathBuf>,
+        /// Package, version, build and field.
+        at: String,
+        problem: String,
+    },
+}
+
+const REGENERATE: &str = "regenerate it with `spk repo index --repo <repository>`";
+
+impl FbError {
+    /// The file the error is about, if it came from a file.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            FbError::Io { path, .. } => Some(path),
+            FbError::Empty { path }
+            | FbError::Verify { path, .. }
+            | FbError::SchemaVersion { path, .. }
+            | FbError::Semantics { path, .. } => path.as_deref(),
+        }
+    }
+}
+
+/// `the SPK index /x/index_v1.fb` or `the index bytes (not from a file)`.
+struct Where<'a>(&'a Option<PathBuf>);
+
+impl fmt::Display for Where<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, "the SPK index {}", p.display()),
+            None => f.write_str("the index bytes (not from a file)"),
+        }
+    }
+}
+
+struct Shown<'a>(&'a Path);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.display())
+    }
+}
+
+/// The verifier's messages span lines (an error trace); ours are one line.
+fn one_line(e: &flatbuffers::InvalidFlatbuffer) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Checks `bytes` as SPK does before it uses an index: FlatBuffers
+/// verification with SPK's limits ([`verifier_options`]), then the schema
+/// version (absent reads as 1).
+pub fn verify(bytes: &[u8]) -> Result<(), FbError> {
+    verify_at(bytes, None).map(|_| ())
+}
+
+/// [`verify`], naming `path` in errors; returns the verified root.
+fn verify_at<'b>(
+    bytes: &'b [u8],
+    path: Option<&Path>,
+) -> Result<generated::RepositoryIndex<'b>, FbError> {
+    let path_buf = || path.map(Path::to_path_buf);
+    if bytes.is_empty() {
+        return Err(FbError::Empty { path: path_buf() });
+    }
+    let root = generated::root_as_repository_index_with_opts(&verifier_options(), bytes).map_err(
+        |source| FbError::Verify {
+            path: path_buf(),
+            source,
+        },
+    )?;
+    let found = root.index_schema_version();
+    if found != SCHEMA_VERSION {
+        return Err(FbError::SchemaVersion {
+            path: path_buf(),
+            found,
+        });
+    }
+    Ok(root)
+}

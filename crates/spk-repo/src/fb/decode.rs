@@ -1,0 +1,755 @@
+//! FlatBuffers bytes → the model: [`IndexFile`], a verified index (memory
+//! mapped or in memory) read one package at a time or whole.
+//!
+//! Reading applies SPK's reader defaults where SPK has one (an out-of-range
+//! enum reads as SPK reads it, a requirement without value is skipped as SPK
+//! skips it) and refuses, as [`FbError::Semantics`], what would make SPK
+//! panic or misread the index.
+
+use std::fmt;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+use flatbuffers::{ForwardsUOffset, Vector};
+use rayon::prelude::*;
+
+use super::encode::blob_root;
+use super::generated as fbs;
+use super::{verifier_options, verify_at, FbError, DIRECTORY_MAGIC};
+use crate::indexed::{
+    BuildId, BuildIndex, CompatRule, Component, ComponentEmbedded, ComponentSpec, EmbeddedParent,
+    EmbeddedSpec, FilterRule, GlobalVars, InclusionPolicy, Inheritance, Opt, OptionValue,
+    PackageIndex, PinPolicy, PkgOpt, PkgRequest, PreReleasePolicy, RangeOp, RepositoryIndex,
+    Requirement, TagItem, VarOpt, VarRequest, Version, VersionIndex,
+};
+
+type Tables<'a, T> = Vector<'a, ForwardsUOffset<T>>;
+
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+/// A verified index file. Opening checks everything SPK checks (FlatBuffers
+/// verification with SPK's limits, schema version 1); packages are then
+/// decoded on demand, one by one or all at once.
+pub struct IndexFile {
+    path: Option<PathBuf>,
+    bytes: Bytes,
+    /// Package names in strictly ascending byte order (SPK's binary search
+    /// needs it; an unsorted file is searched linearly here).
+    sorted: bool,
+    /// `[start, end)` of each package blob, for files we wrote.
+    directory: Option<Vec<(usize, usize)>>,
+}
+
+impl fmt::Debug for IndexFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexFile")
+            .field("path", &self.path)
+            .field("bytes", &self.bytes.len())
+            .field("packages", &self.len())
+            .field("sorted", &self.sorted)
+            .field("directory", &self.directory.is_some())
+            .finish()
+    }
+}
+
+/// The bytes of one package in a file we wrote, to be copied verbatim into a
+/// new file by [`crate::fb::assemble`]. Made only by
+/// [`IndexFile::raw_package`], which checks them.
+#[derive(Clone, Copy)]
+pub struct RawPackage<'a> {
+    name: &'a str,
+    bytes: &'a [u8],
+}
+
+impl<'a> RawPackage<'a> {
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+    /// A finished FlatBuffers buffer whose root is the `PackageIndex`.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+impl fmt::Debug for RawPackage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawPackage")
+            .field("name", &self.name)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl IndexFile {
+    /// Memory-maps `path` read-only and verifies it as SPK does.
+    pub fn open(path: impl AsRef<Path>) -> Result<IndexFile, FbError> {
+        let path = path.as_ref();
+        let io = |source| FbError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len == 0 {
+            return Err(FbError::Empty {
+                path: Some(path.to_path_buf()),
+            });
+        }
+        let started = std::time::Instant::now();
+        // SAFETY: index files are replaced by rename and never changed in
+        // place (SPK's write protocol and ours), so the mapped bytes do not
+        // change under us. A foreign writer truncating the file in place
+        // could still fault this process, as it would SPK.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let index = IndexFile::new(Bytes::Mapped(map), Some(path.to_path_buf()))?;
+        tracing::debug!(
+            path = %path.display(),
+            bytes = len,
+            packages = index.len(),
+            directory = index.directory.is_some(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "index opened and verified"
+        );
+        Ok(index)
+    }
+
+    /// Index bytes in memory (tests, or a file just assembled).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<IndexFile, FbError> {
+        IndexFile::new(Bytes::Owned(bytes), None)
+    }
+
+    fn new(bytes: Bytes, path: Option<PathBuf>) -> Result<IndexFile, FbError> {
+        let (sorted, directory) = {
+            let root = verify_at(&bytes, path.as_deref())?;
+            let sorted = root.packages().is_none_or(|p| {
+                p.iter()
+                    .zip(p.iter().skip(1))
+                    .all(|(a, b)| a.name().as_bytes() < b.name().as_bytes())
+            });
+            (sorted, read_directory(&bytes, root))
+        };
+        if !sorted {
+            tracing::warn!(
+                path = ?path,
+                "index packages are not sorted by name: SPK's binary search will miss some"
+            );
+        }
+        Ok(IndexFile {
+            path,
+            bytes,
+            sorted,
+            directory,
+        })
+    }
+
+    fn root(&self) -> fbs::RepositoryIndex<'_> {
+        // SAFETY: these bytes passed the full FlatBuffers verifier in
+        // `IndexFile::new` and are never changed afterwards (an owned Vec,
+        // or a read-only map of a file that is replaced, not rewritten).
+        #[allow(unsafe_code)]
+        unsafe {
+            flatbuffers::root_unchecked::<fbs::RepositoryIndex<'_>>(&self.bytes)
+        }
+    }
+
+    fn packages(&self) -> Option<Tables<'_, fbs::PackageIndex<'_>>> {
+        self.root().packages()
+    }
+
+    /// The file, if the index came from one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Number of packages.
+    pub fn len(&self) -> usize {
+        self.packages().map_or(0, |p| p.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the file has our blob directory (it was written by us), so
+    /// that [`IndexFile::raw_package`] can hand out package bytes.
+    pub fn has_directory(&self) -> bool {
+        self.directory.is_some()
+    }
+
+    /// Package names, in file order (sorted, for a valid index).
+    pub fn package_names(&self) -> Vec<&str> {
+        self.packages()
+            .map(|p| p.iter().map(|p| p.name()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Where the package `name` is (binary search, as SPK does).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        let packages = self.packages()?;
+        if !self.sorted {
+            return packages.iter().position(|p| p.name() == name);
+        }
+        let (mut lo, mut hi) = (0, packages.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match packages.get(mid).name().as_bytes().cmp(name.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// The package `name`, decoded; `None` if the index has no such package.
+    pub fn package(&self, name: &str) -> Option<Result<PackageIndex, FbError>> {
+        self.position(name).and_then(|i| self.package_at(i))
+    }
+
+    /// The `i`-th package, decoded.
+    pub fn package_at(&self, i: usize) -> Option<Result<PackageIndex, FbError>> {
+        let packages = self.packages()?;
+        if i >= packages.len() {
+            return None;
+        }
+        let p = packages.get(i);
+        Some(package(p).map_err(|b| b.into_error(self.path.clone(), p.name())))
+    }
+
+    /// Every package and the global vars (packages decoded in parallel).
+    pub fn decode(&self) -> Result<RepositoryIndex, FbError> {
+        let packages = (0..self.len())
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|i| {
+                self.package_at(i)
+                    .unwrap_or_else(|| unreachable!("package {i} is within the vector"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RepositoryIndex {
+            packages,
+            global_vars: self.global_vars(),
+        })
+    }
+
+    /// The global vars, as SPK reads them: a var without values is skipped,
+    /// and of duplicate names the values of all are kept.
+    pub fn global_vars(&self) -> GlobalVars {
+        let mut vars = GlobalVars::new();
+        for g in self.root().global_vars().iter().flatten() {
+            if let Some(values) = g.values() {
+                vars.entry(g.name().to_string())
+                    .or_default()
+                    .extend(values.iter().map(str::to_string));
+            }
+        }
+        vars
+    }
+
+    /// The bytes of the `i`-th package, if this file was written by us (it
+    /// has the blob directory) and they check out as a self-contained
+    /// buffer. `None` means: decode it and encode it again.
+    pub fn raw_package(&self, i: usize) -> Option<RawPackage<'_>> {
+        let &(start, end) = self.directory.as_ref()?.get(i)?;
+        let bytes = &self.bytes[start..end];
+        // The blob on its own must be a valid buffer: then everything its
+        // package refers to lies inside it, and it can be moved.
+        match flatbuffers::root_with_opts::<fbs::PackageIndex<'_>>(&verifier_options(), bytes) {
+            Ok(p) => Some(RawPackage {
+                name: p.name(),
+                bytes,
+            }),
+            Err(e) => {
+                tracing::warn!(
+                    path = ?self.path,
+                    package = i,
+                    error = %e,
+                    "package bytes of the index do not stand alone; it will be re-encoded"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The blob directory after the packages vector of a file we wrote, checked
+/// against the vector itself; `None` when absent (SPK's files) or not
+/// consistent.
+fn read_directory(bytes: &[u8], root: fbs::RepositoryIndex<'_>) -> Option<Vec<(usize, usize)>> {
+    let packages = root.packages()?;
+    let n = packages.len();
+    // The vector's elements start right after its length.
+    let elements = packages.bytes().as_ptr() as usize - bytes.as_ptr() as usize;
+    let dir = (elements + 4 * n).div_ceil(8) * 8;
+    let u32_at = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    if bytes.get(dir..dir + 8)? != DIRECTORY_MAGIC || u32_at(dir + 8)? != n {
+        return None;
+    }
+    let mut ranges = Vec::with_capacity(n);
+    let mut floor = dir + 16 + 8 * n;
+    for i in 0..n {
+        let (start, end) = (u32_at(dir + 16 + 8 * i)?, u32_at(dir + 20 + 8 * i)?);
+        let ok = start >= floor
+            && start % 8 == 0
+            && end > start + 4
+            && end <= bytes.len()
+            && start + blob_root(&bytes[start..end]) == packages.get(i)._tab.loc()
+            && start + blob_root(&bytes[start..end]) < end;
+        if !ok {
+            tracing::debug!(
+                package = i,
+                start,
+                end,
+                "index blob directory does not match the packages"
+            );
+            return None;
+        }
+        ranges.push((start, end));
+        floor = end;
+    }
+    Some(ranges)
+}
+
+// ---- tables → model --------------------------------------------------------
+
+/// A semantic problem, with where it is (innermost first).
+struct Bad {
+    at: Vec<String>,
+    problem: String,
+}
+
+impl Bad {
+    fn into_error(mut self, path: Option<PathBuf>, package: &str) -> FbError {
+        self.at.push(format!("package {package}"));
+        self.at.reverse();
+        FbError::Semantics {
+            path,
+            at: self.at.join(", "),
+            problem: self.problem,
+        }
+    }
+}
+
+type R<T> = Result<T, Bad>;
+
+fn bad<T>(problem: impl Into<String>) -> R<T> {
+    Err(Bad {
+        at: Vec::new(),
+        problem: problem.into(),
+    })
+}
+
+trait At<T> {
+    fn at(self, f: impl FnOnce() -> String) -> R<T>;
+}
+
+impl<T> At<T> for R<T> {
+    fn at(self, f: impl FnOnce() -> String) -> R<T> {
+        self.map_err(|mut b| {
+            b.at.push(f());
+            b
+        })
+    }
+}
+
+/// Each item converted; a problem names the field and the item's position.
+fn list<'a, T: flatbuffers::Follow<'a> + 'a, U>(
+    v: Option<Vector<'a, T>>,
+    field: &str,
+    mut f: impl FnMut(T::Inner) -> R<U>,
+) -> R<Vec<U>> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let mut out = Vec::with_capacity(v.len());
+    for (i, item) in v.iter().enumerate() {
+        out.push(f(item).at(|| format!("{field}[{i}]"))?);
+    }
+    Ok(out)
+}
+
+fn package(p: fbs::PackageIndex<'_>) -> R<PackageIndex> {
+    let mut versions = Vec::new();
+    for v in p.versions().iter().flatten() {
+        versions.push(version_index(v).at(|| format!("version {}", version_label(v.version())))?);
+    }
+    Ok(PackageIndex {
+        name: p.name().to_string(),
+        versions,
+    })
+}
+
+/// A version for messages, without checks.
+fn version_label(v: fbs::Version<'_>) -> String {
+    let mut s = v
+        .parts()
+        .map(|p| {
+            p.iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .unwrap_or_default();
+    for (sep, tags) in [('-', v.pre()), ('+', v.post())] {
+        if let Some(tags) = tags {
+            s.push(sep);
+            let t: Vec<String> = tags
+                .iter()
+                .map(|t| format!("{}.{}", t.name(), t.number()))
+                .collect();
+            s.push_str(&t.join(","));
+        }
+    }
+    s
+}
+
+fn version_index(v: fbs::VersionIndex<'_>) -> R<VersionIndex> {
+    let version = version(v.version()).at(|| "version".into())?;
+    let mut builds = Vec::new();
+    for (i, b) in v.builds().iter().flatten().enumerate() {
+        builds.push(build_index(b).at(|| format!("build #{i} ({})", build_label(b)))?);
+    }
+    Ok(VersionIndex { version, builds })
+}
+
+fn build_label(b: fbs::BuildIndex<'_>) -> String {
+    match b.build_type() {
+        fbs::Build::Source => "src".into(),
+        fbs::Build::BuildId => b
+            .build_as_build_id()
+            .map_or_else(|| "?".into(), |i| format!("{:?}", i.id())),
+        fbs::Build::EmbeddedSource => "embedded".into(),
+        _ => "no build id".into(),
+    }
+}
+
+fn build_index(b: fbs::BuildIndex<'_>) -> R<BuildIndex> {
+    let published_version = match b.published_version() {
+        Some(v) => version(v).at(|| "published_version".into())?,
+        None => {
+            bad("published_version is absent; every build must store the version its spec names")?
+        }
+    };
+    let build = match (b.build_type(), b.build()) {
+        // SPK (release build) reads a missing or unknown build as src.
+        (_, None) => BuildId::Source,
+        (t, Some(_)) => build_union(t, b.build_as_embedded_source(), b.build_as_build_id())
+            .at(|| "build".into())?,
+    };
+    Ok(BuildIndex {
+        published_version,
+        build,
+        deprecated: b.is_deprecated(),
+        compat: compat(b.compat()).at(|| "compat".into())?,
+        build_options: list(b.build_options(), "build_options", opt)?,
+        embedded: list(b.embedded(), "embedded", embedded_spec)?,
+        component_specs: list(b.component_specs(), "component_specs", component_spec)?,
+        runtime_requirements: requirements(b.runtime_requirements(), "runtime_requirements")?,
+        published_components: list(b.published_components(), "published_components", component)?,
+    })
+}
+
+fn build_union(
+    t: fbs::Build,
+    embedded: Option<fbs::EmbeddedSource<'_>>,
+    id: Option<fbs::BuildId<'_>>,
+) -> R<BuildId> {
+    Ok(match t {
+        fbs::Build::BuildId => match id {
+            Some(id) => build_digest(id.id())?,
+            None => bad("build type BuildId without a BuildId table")?,
+        },
+        fbs::Build::EmbeddedSource => match embedded {
+            Some(e) => BuildId::Embedded(match e.source() {
+                Some(s) => Some(embedded_parent(s).at(|| "source".into())?),
+                None => None,
+            }),
+            None => bad("build type EmbeddedSource without an EmbeddedSource table")?,
+        },
+        // Source, and SPK's reading of an unknown type.
+        _ => BuildId::Source,
+    })
+}
+
+fn build_digest(id: &str) -> R<BuildId> {
+    let n = id.chars().count();
+    if n != 8 {
+        return bad(format!(
+            "build id {id:?} has {n} characters; SPK panics on any build id that is not exactly 8 characters (base32, e.g. \"GMTG3CXY\")"
+        ));
+    }
+    Ok(BuildId::Digest(id.to_string()))
+}
+
+fn embedded_parent(s: fbs::EmbeddedSourcePackage<'_>) -> R<EmbeddedParent> {
+    let ident = s.ident();
+    Ok(EmbeddedParent {
+        repository_name: ident.repository_name().map(str::to_string),
+        pkg_name: ident.pkg_name().to_string(),
+        version_str: ident.version_str().map(str::to_string),
+        build_str: ident.build_str().map(str::to_string),
+        components: list(s.components(), "components", component)?,
+    })
+}
+
+/// Versions must say epsilon None (1): absent or 0 reads as Minus, which
+/// SPK treats as "just below" the version; Plus is "just above". Values out
+/// of range read as None, as in SPK.
+fn version(v: fbs::Version<'_>) -> R<Version> {
+    match v.epsilon() {
+        fbs::Epsilon::Minus => bad(format!(
+            "version {} has epsilon Minus (0, or the field absent), which SPK reads as {}-ε, just below it; versions must store epsilon None (1)",
+            version_label(v),
+            version_label(v)
+        ))?,
+        fbs::Epsilon::Plus => bad(format!(
+            "version {} has epsilon Plus (2), which SPK reads as just above it; versions must store epsilon None (1)",
+            version_label(v)
+        ))?,
+        _ => {}
+    }
+    Ok(Version {
+        parts: v.parts().map(|p| p.iter().collect()).unwrap_or_default(),
+        pre: list(v.pre(), "pre", tag)?,
+        post: list(v.post(), "post", tag)?,
+    })
+}
+
+fn tag(t: fbs::TagSetItem<'_>) -> R<TagItem> {
+    Ok(TagItem {
+        name: t.name().to_string(),
+        number: t.number(),
+    })
+}
+
+fn component(c: fbs::Component<'_>) -> R<Component> {
+    Ok(match c.kind() {
+        fbs::ComponentEnum::All => Component::All,
+        fbs::ComponentEnum::Build => Component::Build,
+        fbs::ComponentEnum::Source => Component::Source,
+        fbs::ComponentEnum::Named => match c.name() {
+            Some(n) => Component::Named(n.to_string()),
+            None => bad("component of kind Named has no name; SPK panics on it (write the name, or a built-in kind)")?,
+        },
+        // Run, and SPK's reading of an unknown kind.
+        _ => Component::Run,
+    })
+}
+
+/// SPK parses compat text and panics when that fails: it must start with
+/// a rule letter (`x`, `a` or `b`), as in `x.a.b`.
+fn compat(c: Option<&str>) -> R<Option<String>> {
+    match c {
+        None => Ok(None),
+        Some(s) if s.starts_with(['x', 'a', 'b']) => Ok(Some(s.to_string())),
+        Some(s) => bad(format!(
+            "compat {s:?} is not compat text; SPK panics on it (expected e.g. \"x.a.b\", or the field absent for the default)"
+        )),
+    }
+}
+
+fn prerelease(p: fbs::PreReleasePolicy) -> PreReleasePolicy {
+    match p {
+        fbs::PreReleasePolicy::ExcludeAll => PreReleasePolicy::ExcludeAll,
+        fbs::PreReleasePolicy::IncludeAll => PreReleasePolicy::IncludeAll,
+        _ => PreReleasePolicy::None,
+    }
+}
+
+fn lone_compat(c: fbs::LoneCompatRule) -> CompatRule {
+    match c {
+        fbs::LoneCompatRule::API => CompatRule::API,
+        fbs::LoneCompatRule::Binary => CompatRule::Binary,
+        _ => CompatRule::None,
+    }
+}
+
+fn opt(o: fbs::Opt<'_>) -> R<Opt> {
+    if let Some(p) = o.opt_as_pkg_opt() {
+        return Ok(Opt::Pkg(PkgOpt {
+            name: p.name().to_string(),
+            components: list(p.components(), "components", component)
+                .at(|| format!("pkg option {}", p.name()))?,
+            prerelease_policy: prerelease(p.prerelease_policy()),
+            required_compat: lone_compat(p.required_compat()),
+            value: p.value().unwrap_or_default().to_string(),
+        }));
+    }
+    if let Some(v) = o.opt_as_var_opt() {
+        return Ok(Opt::Var(VarOpt {
+            name: v.name().to_string(),
+            inheritance: match v.inheritance() {
+                fbs::Inheritance::StrongForBuildOnly => Inheritance::StrongForBuildOnly,
+                fbs::Inheritance::Strong => Inheritance::Strong,
+                _ => Inheritance::Weak,
+            },
+            compat: compat(v.compat()).at(|| format!("var option {}", v.name()))?,
+            required: v.required(),
+            value: v.value().unwrap_or_default().to_string(),
+        }));
+    }
+    bad(format!(
+        "option of type {} has no PkgOpt or VarOpt value; SPK panics on it",
+        o.opt_type().0
+    ))
+}
+
+/// Requirements as SPK reads them: one without a request, of an unknown
+/// type, or a var without value is skipped.
+fn requirements(
+    v: Option<Tables<'_, fbs::RequirementWithOptions<'_>>>,
+    field: &str,
+) -> R<Vec<Requirement>> {
+    let mut out = Vec::new();
+    for (i, r) in v.iter().flatten().enumerate() {
+        if let Some(p) = r.request_as_pkg_request_with_options() {
+            out.push(Requirement::Pkg(
+                pkg_request(p).at(|| format!("{field}[{i}] (pkg {})", p.name()))?,
+            ));
+        } else if let Some(v) = r.request_as_var_request_pinned_value() {
+            if let Some(value) = v.value() {
+                out.push(Requirement::Var(VarRequest {
+                    name: v.name().to_string(),
+                    value: value.to_string(),
+                }));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pkg_request(p: fbs::PkgRequestWithOptions<'_>) -> R<PkgRequest> {
+    let version_filter = match p.version_filter() {
+        Some(rules) if !rules.is_empty() => Some(list(Some(rules), "version_filter", filter_rule)?),
+        _ => None,
+    };
+    let build = match p.build() {
+        None => None,
+        Some(_) => Some(
+            build_union(
+                p.build_type(),
+                p.build_as_embedded_source(),
+                p.build_as_build_id(),
+            )
+            .at(|| "build".into())?,
+        ),
+    };
+    Ok(PkgRequest {
+        name: p.name().to_string(),
+        repo_name: p.repo_name().map(str::to_string),
+        components: list(p.components(), "components", component)?,
+        version_filter,
+        build,
+        prerelease_policy: prerelease(p.prerelease_policy()),
+        inclusion_policy: match p.inclusion_policy() {
+            fbs::InclusionPolicy::IfAlreadyPresent => InclusionPolicy::IfAlreadyPresent,
+            _ => InclusionPolicy::Always,
+        },
+        pin: p.pin().map(str::to_string),
+        pin_policy: match p.pin_policy() {
+            fbs::PinPolicy::IfPresentInBuildEnv => PinPolicy::IfPresentInBuildEnv,
+            _ => PinPolicy::Required,
+        },
+        required_compat: lone_compat(p.required_compat()),
+        options: list(p.options(), "options", |o| {
+            Ok(OptionValue {
+                name: o.name().to_string(),
+                value: o.value().unwrap_or_default().to_string(),
+                is_complete: o.is_complete(),
+            })
+        })?,
+    })
+}
+
+fn filter_rule(r: fbs::VersionFilterRule<'_>) -> R<FilterRule> {
+    use fbs::VersionRangeOperator as V;
+    let op = match r.filter_op() {
+        V::Compat => RangeOp::Compat,
+        V::DoubleEquals => RangeOp::DoubleEquals,
+        V::DoubleNotEquals => RangeOp::DoubleNotEquals,
+        V::Equals => RangeOp::Equals,
+        V::GreaterThan => RangeOp::GreaterThan,
+        V::GreaterThanOrEqualTo => RangeOp::GreaterThanOrEqualTo,
+        V::LessThan => RangeOp::LessThan,
+        V::LessThanOrEqualTo => RangeOp::LessThanOrEqualTo,
+        V::LowestSpecified => RangeOp::LowestSpecified,
+        V::NotEquals => RangeOp::NotEquals,
+        V::Semver => RangeOp::Semver,
+        V::Wildcard => RangeOp::Wildcard,
+        V::Filter => bad("operator Filter (4) is stored; SPK panics on it (a nested range must be flattened into its rules)")?,
+        other => bad(format!(
+            "operator {} is not a VersionRangeOperator (0-12); SPK panics on it",
+            other.0
+        ))?,
+    };
+    let version = match r.version() {
+        Some(v) => Some(version(v).at(|| "version".into())?),
+        None if op == RangeOp::Wildcard => None,
+        None => bad(format!(
+            "a {op:?} rule has no version; SPK panics on it (only Wildcard rules go without)"
+        ))?,
+    };
+    Ok(FilterRule {
+        op,
+        version,
+        required: lone_compat(r.required()),
+        parts: r.parts().map(|p| p.iter().collect()),
+    })
+}
+
+fn component_spec(c: fbs::SolverComponentSpec<'_>) -> R<ComponentSpec> {
+    Ok(ComponentSpec {
+        name: component(c.name()).at(|| "name".into())?,
+        uses: list(c.uses(), "uses", component)?,
+        requirements: requirements(c.requirements_with_options(), "requirements_with_options")?,
+        embedded: list(c.embedded_components(), "embedded_components", |e| {
+            Ok(ComponentEmbedded {
+                name: e.name().to_string(),
+                version: match e.version() {
+                    Some(v) => Some(version(v).at(|| "version".into())?),
+                    None => None,
+                },
+                components: list(e.components(), "components", component)?,
+            })
+        })?,
+    })
+}
+
+fn embedded_spec(e: fbs::SolverEmbeddedPackageSpec<'_>) -> R<EmbeddedSpec> {
+    let ident = e.ident();
+    // SPK parses it as a build identity and panics when that fails; we
+    // check only its shape: name/version/build.
+    if ident.split('/').filter(|s| !s.is_empty()).count() < 3 {
+        return bad(format!(
+            "embedded package ident {ident:?} is not name/version/build; SPK panics on it (e.g. \"my-embedded/2.0/embedded\")"
+        ));
+    }
+    Ok(EmbeddedSpec {
+        ident: ident.to_string(),
+        compat: compat(e.compat()).at(|| "compat".into())?,
+        deprecated: e.deprecated(),
+        build_options: list(e.build_options(), "build_options", opt)?,
+        component_specs: list(e.component_specs(), "component_specs", component_spec)?,
+        requirements: requirements(e.requirements(), "requirements")?,
+    })
+}

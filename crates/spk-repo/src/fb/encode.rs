@@ -1,0 +1,717 @@
+//! The model → FlatBuffers bytes: one blob per package, then the file
+//! (see the layout in the module docs of [`crate::fb`]).
+
+use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, UnionWIPOffset, Vector, WIPOffset};
+use rayon::prelude::*;
+
+use super::decode::RawPackage;
+use super::generated as fbs;
+use super::DIRECTORY_MAGIC;
+use crate::indexed::{
+    BuildId, BuildIndex, CompatRule, Component, ComponentEmbedded, ComponentSpec, EmbeddedParent,
+    EmbeddedSpec, FilterRule, GlobalVars, InclusionPolicy, Inheritance, Opt, OptionValue,
+    PackageIndex, PinPolicy, PkgRequest, PreReleasePolicy, RangeOp, RepositoryIndex, Requirement,
+    TagItem, Version, VersionIndex,
+};
+
+type Fbb<'a> = FlatBufferBuilder<'a>;
+type TableVec<'a, T> = WIPOffset<Vector<'a, ForwardsUOffset<T>>>;
+
+/// Alignment of every blob in the file: at least the largest alignment a
+/// builder uses for this schema (4), so blobs keep their inner alignment.
+const BLOB_ALIGN: usize = 8;
+
+/// One package, encoded: a finished FlatBuffers buffer whose root is its
+/// `PackageIndex` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPackage {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+impl EncodedPackage {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// One package of a file being assembled.
+#[derive(Debug, Clone)]
+pub enum PackagePart<'a> {
+    /// From the model: encoded by [`assemble`] (in parallel with the others).
+    Fresh(PackageIndex),
+    /// Already encoded by [`encode_package`].
+    Encoded(EncodedPackage),
+    /// The bytes of a package in a file we wrote, copied verbatim
+    /// ([`crate::fb::IndexFile::raw_package`]).
+    Raw(RawPackage<'a>),
+}
+
+impl PackagePart<'_> {
+    fn name(&self) -> &str {
+        match self {
+            PackagePart::Fresh(p) => &p.name,
+            PackagePart::Encoded(e) => &e.name,
+            PackagePart::Raw(r) => r.name(),
+        }
+    }
+}
+
+/// The whole index file for `index`.
+pub fn encode(index: &RepositoryIndex) -> Vec<u8> {
+    let encoded: Vec<PackagePart<'_>> = index
+        .packages
+        .par_iter()
+        .map_init(
+            || FlatBufferBuilder::with_capacity(16 * 1024),
+            |fbb, p| PackagePart::Encoded(encode_with(fbb, p)),
+        )
+        .collect();
+    assemble(encoded, &index.global_vars)
+}
+
+/// One package as a self-contained blob, for [`PackagePart::Encoded`].
+pub fn encode_package(package: &PackageIndex) -> EncodedPackage {
+    encode_with(&mut FlatBufferBuilder::with_capacity(16 * 1024), package)
+}
+
+fn encode_with(fbb: &mut Fbb<'_>, package: &PackageIndex) -> EncodedPackage {
+    fbb.reset();
+    let root = package_index(fbb, package);
+    fbb.finish_minimal(root);
+    EncodedPackage {
+        name: package.name.clone(),
+        bytes: fbb.finished_data().to_vec(),
+    }
+}
+
+/// The whole index file from its packages (any mix of fresh, encoded and
+/// copied ones; sorted here by name) and global vars.
+///
+/// Names must be unique; a duplicate would make SPK's binary search return
+/// either entry, so only the last part given for a name is kept (with a
+/// warning).
+pub fn assemble(parts: Vec<PackagePart<'_>>, global_vars: &GlobalVars) -> Vec<u8> {
+    let mut blobs: Vec<PackagePart<'_>> = parts
+        .into_par_iter()
+        .map_init(
+            || FlatBufferBuilder::with_capacity(16 * 1024),
+            |fbb, part| match part {
+                PackagePart::Fresh(p) => PackagePart::Encoded(encode_with(fbb, &p)),
+                other => other,
+            },
+        )
+        .collect();
+    // Stable: among equal names the later part stays last.
+    blobs.sort_by(|a, b| a.name().as_bytes().cmp(b.name().as_bytes()));
+    let before = blobs.len();
+    dedup_keep_last(&mut blobs);
+    if blobs.len() != before {
+        tracing::warn!(
+            dropped = before - blobs.len(),
+            "index assembled from parts with duplicate package names; kept the last of each"
+        );
+    }
+    let bytes: Vec<&[u8]> = blobs
+        .iter()
+        .map(|b| match b {
+            PackagePart::Encoded(e) => e.bytes.as_slice(),
+            PackagePart::Raw(r) => r.bytes(),
+            // Encoded above.
+            PackagePart::Fresh(_) => unreachable!("fresh parts are encoded before assembly"),
+        })
+        .collect();
+    let globals = encode_global_vars(global_vars);
+    layout(&bytes, globals.as_deref())
+}
+
+fn dedup_keep_last(blobs: &mut Vec<PackagePart<'_>>) {
+    let mut out: Vec<PackagePart<'_>> = Vec::with_capacity(blobs.len());
+    for b in blobs.drain(..) {
+        match out.last_mut() {
+            Some(last) if last.name() == b.name() => *last = b,
+            _ => out.push(b),
+        }
+    }
+    *blobs = out;
+}
+
+/// The global vars as a blob whose root is the `[GlobalVar]` vector; `None`
+/// when there are none (the field is then left out).
+fn encode_global_vars(vars: &GlobalVars) -> Option<Vec<u8>> {
+    let mut fbb = FlatBufferBuilder::with_capacity(4096);
+    let mut offsets = Vec::with_capacity(vars.len());
+    for (name, values) in vars {
+        // A var without values is skipped by SPK's reader; leave it out.
+        if values.is_empty() {
+            continue;
+        }
+        let values: Vec<_> = values.iter().map(|v| fbb.create_string(v)).collect();
+        let values = fbb.create_vector(&values);
+        let name = fbb.create_string(name);
+        offsets.push(fbs::GlobalVar::create(
+            &mut fbb,
+            &fbs::GlobalVarArgs {
+                name: Some(name),
+                values: Some(values),
+            },
+        ));
+    }
+    if offsets.is_empty() {
+        return None;
+    }
+    let vector = fbb.create_vector(&offsets);
+    fbb.finish_minimal(vector);
+    Some(fbb.finished_data().to_vec())
+}
+
+fn align_up(n: usize, a: usize) -> usize {
+    n.div_ceil(a) * a
+}
+
+fn put_u16(out: &mut [u8], at: usize, v: u16) {
+    out[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_u32(out: &mut [u8], at: usize, v: u32) {
+    out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Reads the root uoffset at the start of a finished blob.
+pub(super) fn blob_root(blob: &[u8]) -> usize {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&blob[..4]);
+    u32::from_le_bytes(b) as usize
+}
+
+/// Offsets in the file are u32; the verifier stops at 2 GiB anyway.
+fn off32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or_else(|_| {
+        panic!("index file larger than 4 GiB ({n} bytes): FlatBuffers offsets are 32-bit")
+    })
+}
+
+/// Puts the file together: header (root offset, root vtable and table, the
+/// packages vector), directory, global vars blob, package blobs.
+fn layout(packages: &[&[u8]], globals: Option<&[u8]>) -> Vec<u8> {
+    let n = packages.len();
+    let has_pkgs = n > 0;
+    let has_globals = globals.is_some();
+
+    // Root vtable at 4: [vtable size, table size, field offsets...],
+    // trailing absent fields trimmed. Field 0 (schema version) is absent.
+    let fields: usize = if has_globals {
+        3
+    } else if has_pkgs {
+        2
+    } else {
+        0
+    };
+    let vt_pos = 4;
+    let vt_len = 4 + 2 * fields;
+    let table_pos = align_up(vt_pos + vt_len, 4);
+    let pkgs_slot = table_pos + 4;
+    let globals_slot = pkgs_slot + if has_pkgs { 4 } else { 0 };
+    let table_len = globals_slot + if has_globals { 4 } else { 0 } - table_pos;
+    let vec_pos = table_pos + table_len;
+    let header_end = if has_pkgs {
+        vec_pos + 4 + 4 * n
+    } else {
+        vec_pos
+    };
+
+    // Directory, then the blobs.
+    let dir_pos = align_up(header_end, BLOB_ALIGN);
+    let dir_end = if has_pkgs {
+        dir_pos + 16 + 8 * n
+    } else {
+        dir_pos
+    };
+    let mut cursor = align_up(dir_end, BLOB_ALIGN);
+    let globals_pos = cursor;
+    if let Some(g) = globals {
+        cursor = align_up(cursor + g.len(), BLOB_ALIGN);
+    }
+    let mut starts = Vec::with_capacity(n);
+    for p in packages {
+        starts.push(cursor);
+        cursor = align_up(cursor + p.len(), BLOB_ALIGN);
+    }
+    let total = cursor;
+
+    let mut out = vec![0u8; total];
+    put_u32(&mut out, 0, off32(table_pos));
+    put_u16(&mut out, vt_pos, off32(vt_len) as u16);
+    put_u16(&mut out, vt_pos + 2, table_len as u16);
+    if fields >= 2 {
+        // Field 0 (index_schema_version) stays 0: absent.
+        put_u16(&mut out, vt_pos + 6, if has_pkgs { 4 } else { 0 });
+    }
+    if fields >= 3 {
+        put_u16(&mut out, vt_pos + 8, (globals_slot - table_pos) as u16);
+    }
+    // soffset from the table back to its vtable.
+    put_u32(&mut out, table_pos, off32(table_pos - vt_pos));
+    if has_pkgs {
+        put_u32(&mut out, pkgs_slot, off32(vec_pos - pkgs_slot));
+        put_u32(&mut out, vec_pos, off32(n));
+        out[dir_pos..dir_pos + 8].copy_from_slice(DIRECTORY_MAGIC);
+        put_u32(&mut out, dir_pos + 8, off32(n));
+        for (i, (p, &start)) in packages.iter().zip(&starts).enumerate() {
+            let slot = vec_pos + 4 + 4 * i;
+            put_u32(&mut out, slot, off32(start + blob_root(p) - slot));
+            let d = dir_pos + 16 + 8 * i;
+            put_u32(&mut out, d, off32(start));
+            put_u32(&mut out, d + 4, off32(start + p.len()));
+        }
+    }
+    if let Some(g) = globals {
+        put_u32(
+            &mut out,
+            globals_slot,
+            off32(globals_pos + blob_root(g) - globals_slot),
+        );
+        out[globals_pos..globals_pos + g.len()].copy_from_slice(g);
+    }
+    // The copies are the bulk of the work for a large index.
+    let mut rest: &mut [u8] = &mut out[..];
+    let mut consumed = 0;
+    let mut chunks: Vec<(&mut [u8], &[u8])> = Vec::with_capacity(n);
+    for (p, &start) in packages.iter().zip(&starts) {
+        let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - consumed);
+        let (dst, tail) = tail.split_at_mut(p.len());
+        chunks.push((dst, p));
+        consumed = start + p.len();
+        rest = tail;
+    }
+    chunks
+        .into_par_iter()
+        .with_min_len(256)
+        .for_each(|(dst, src)| dst.copy_from_slice(src));
+    out
+}
+
+// ---- tables ---------------------------------------------------------------
+
+fn opt_str<'a>(fbb: &mut Fbb<'a>, s: Option<&str>) -> Option<WIPOffset<&'a str>> {
+    s.map(|s| fbb.create_string(s))
+}
+
+/// A vector of tables, or `None` (field absent) when there are no items:
+/// SPK never writes empty vectors.
+fn tables<'a, T, X>(
+    fbb: &mut Fbb<'a>,
+    items: &[T],
+    mut f: impl FnMut(&mut Fbb<'a>, &T) -> WIPOffset<X>,
+) -> Option<TableVec<'a, X>> {
+    if items.is_empty() {
+        return None;
+    }
+    let offsets: Vec<WIPOffset<X>> = items.iter().map(|i| f(fbb, i)).collect();
+    Some(fbb.create_vector(&offsets))
+}
+
+fn u32s<'a>(fbb: &mut Fbb<'a>, items: &[u32]) -> Option<WIPOffset<Vector<'a, u32>>> {
+    if items.is_empty() {
+        None
+    } else {
+        Some(fbb.create_vector(items))
+    }
+}
+
+fn package_index<'a>(fbb: &mut Fbb<'a>, p: &PackageIndex) -> WIPOffset<fbs::PackageIndex<'a>> {
+    let versions = tables(fbb, &p.versions, version_index);
+    let name = fbb.create_string(&p.name);
+    fbs::PackageIndex::create(
+        fbb,
+        &fbs::PackageIndexArgs {
+            name: Some(name),
+            versions,
+        },
+    )
+}
+
+fn version_index<'a>(fbb: &mut Fbb<'a>, v: &VersionIndex) -> WIPOffset<fbs::VersionIndex<'a>> {
+    let builds = tables(fbb, &v.builds, build_index);
+    let version = version(fbb, &v.version);
+    fbs::VersionIndex::create(
+        fbb,
+        &fbs::VersionIndexArgs {
+            version: Some(version),
+            builds,
+        },
+    )
+}
+
+fn build_index<'a>(fbb: &mut Fbb<'a>, b: &BuildIndex) -> WIPOffset<fbs::BuildIndex<'a>> {
+    let published_version = version(fbb, &b.published_version);
+    let (build_type, build) = build_id(fbb, &b.build);
+    let compat = opt_str(fbb, b.compat.as_deref());
+    let build_options = tables(fbb, &b.build_options, opt);
+    let embedded = tables(fbb, &b.embedded, embedded_spec);
+    let component_specs = tables(fbb, &b.component_specs, component_spec);
+    let runtime_requirements = tables(fbb, &b.runtime_requirements, requirement);
+    let published_components = tables(fbb, &b.published_components, component);
+    fbs::BuildIndex::create(
+        fbb,
+        &fbs::BuildIndexArgs {
+            published_version: Some(published_version),
+            build_type,
+            build: Some(build),
+            is_deprecated: b.deprecated,
+            compat,
+            build_options,
+            embedded,
+            component_specs,
+            runtime_requirements,
+            published_components,
+        },
+    )
+}
+
+/// Every version stores epsilon None (1): absent would read as Minus.
+fn version<'a>(fbb: &mut Fbb<'a>, v: &Version) -> WIPOffset<fbs::Version<'a>> {
+    let parts = u32s(fbb, &v.parts);
+    let pre = tables(fbb, &v.pre, tag_item);
+    let post = tables(fbb, &v.post, tag_item);
+    fbs::Version::create(
+        fbb,
+        &fbs::VersionArgs {
+            parts,
+            epsilon: fbs::Epsilon::None,
+            pre,
+            post,
+        },
+    )
+}
+
+fn tag_item<'a>(fbb: &mut Fbb<'a>, t: &TagItem) -> WIPOffset<fbs::TagSetItem<'a>> {
+    let name = fbb.create_string(&t.name);
+    fbs::TagSetItem::create(
+        fbb,
+        &fbs::TagSetItemArgs {
+            name: Some(name),
+            number: t.number,
+        },
+    )
+}
+
+fn component<'a>(fbb: &mut Fbb<'a>, c: &Component) -> WIPOffset<fbs::Component<'a>> {
+    let (kind, name) = match c {
+        Component::All => (fbs::ComponentEnum::All, None),
+        Component::Build => (fbs::ComponentEnum::Build, None),
+        Component::Run => (fbs::ComponentEnum::Run, None),
+        Component::Source => (fbs::ComponentEnum::Source, None),
+        Component::Named(n) => (fbs::ComponentEnum::Named, Some(fbb.create_string(n))),
+    };
+    fbs::Component::create(fbb, &fbs::ComponentArgs { kind, name })
+}
+
+/// The `Build` union: its type and its (always present) value.
+fn build_id<'a>(fbb: &mut Fbb<'a>, b: &BuildId) -> (fbs::Build, WIPOffset<UnionWIPOffset>) {
+    match b {
+        BuildId::Source => (
+            fbs::Build::Source,
+            fbs::Source::create(fbb, &fbs::SourceArgs {}).as_union_value(),
+        ),
+        BuildId::Digest(id) => {
+            let id = fbb.create_string(id);
+            (
+                fbs::Build::BuildId,
+                fbs::BuildId::create(fbb, &fbs::BuildIdArgs { id: Some(id) }).as_union_value(),
+            )
+        }
+        BuildId::Embedded(parent) => {
+            let source = parent.as_ref().map(|p| embedded_parent(fbb, p));
+            (
+                fbs::Build::EmbeddedSource,
+                fbs::EmbeddedSource::create(fbb, &fbs::EmbeddedSourceArgs { source })
+                    .as_union_value(),
+            )
+        }
+    }
+}
+
+fn embedded_parent<'a>(
+    fbb: &mut Fbb<'a>,
+    p: &EmbeddedParent,
+) -> WIPOffset<fbs::EmbeddedSourcePackage<'a>> {
+    let repository_name = opt_str(fbb, p.repository_name.as_deref());
+    let pkg_name = fbb.create_string(&p.pkg_name);
+    let version_str = opt_str(fbb, p.version_str.as_deref());
+    let build_str = opt_str(fbb, p.build_str.as_deref());
+    let ident = fbs::IdentPartsBuf::create(
+        fbb,
+        &fbs::IdentPartsBufArgs {
+            repository_name,
+            pkg_name: Some(pkg_name),
+            version_str,
+            build_str,
+        },
+    );
+    let components = tables(fbb, &p.components, component);
+    fbs::EmbeddedSourcePackage::create(
+        fbb,
+        &fbs::EmbeddedSourcePackageArgs {
+            ident: Some(ident),
+            components,
+        },
+    )
+}
+
+fn prerelease(p: PreReleasePolicy) -> fbs::PreReleasePolicy {
+    match p {
+        PreReleasePolicy::None => fbs::PreReleasePolicy::None,
+        PreReleasePolicy::ExcludeAll => fbs::PreReleasePolicy::ExcludeAll,
+        PreReleasePolicy::IncludeAll => fbs::PreReleasePolicy::IncludeAll,
+    }
+}
+
+fn lone_compat(c: CompatRule) -> fbs::LoneCompatRule {
+    match c {
+        CompatRule::None => fbs::LoneCompatRule::None,
+        CompatRule::API => fbs::LoneCompatRule::API,
+        CompatRule::Binary => fbs::LoneCompatRule::Binary,
+    }
+}
+
+fn inheritance(i: Inheritance) -> fbs::Inheritance {
+    match i {
+        Inheritance::Weak => fbs::Inheritance::Weak,
+        Inheritance::StrongForBuildOnly => fbs::Inheritance::StrongForBuildOnly,
+        Inheritance::Strong => fbs::Inheritance::Strong,
+    }
+}
+
+fn range_op(op: RangeOp) -> fbs::VersionRangeOperator {
+    use fbs::VersionRangeOperator as V;
+    match op {
+        RangeOp::Compat => V::Compat,
+        RangeOp::DoubleEquals => V::DoubleEquals,
+        RangeOp::DoubleNotEquals => V::DoubleNotEquals,
+        RangeOp::Equals => V::Equals,
+        RangeOp::GreaterThan => V::GreaterThan,
+        RangeOp::GreaterThanOrEqualTo => V::GreaterThanOrEqualTo,
+        RangeOp::LessThan => V::LessThan,
+        RangeOp::LessThanOrEqualTo => V::LessThanOrEqualTo,
+        RangeOp::LowestSpecified => V::LowestSpecified,
+        RangeOp::NotEquals => V::NotEquals,
+        RangeOp::Semver => V::Semver,
+        RangeOp::Wildcard => V::Wildcard,
+    }
+}
+
+fn opt<'a>(fbb: &mut Fbb<'a>, o: &Opt) -> WIPOffset<fbs::Opt<'a>> {
+    let (opt_type, value) = match o {
+        Opt::Pkg(p) => {
+            let name = fbb.create_string(&p.name);
+            let components = tables(fbb, &p.components, component);
+            // Always written, even "" (as SPK does).
+            let value = fbb.create_string(&p.value);
+            let t = fbs::PkgOpt::create(
+                fbb,
+                &fbs::PkgOptArgs {
+                    name: Some(name),
+                    components,
+                    prerelease_policy: prerelease(p.prerelease_policy),
+                    required_compat: lone_compat(p.required_compat),
+                    value: Some(value),
+                },
+            );
+            (fbs::OptEnum::PkgOpt, t.as_union_value())
+        }
+        Opt::Var(v) => {
+            let name = fbb.create_string(&v.name);
+            let compat = opt_str(fbb, v.compat.as_deref());
+            let value = fbb.create_string(&v.value);
+            let t = fbs::VarOpt::create(
+                fbb,
+                &fbs::VarOptArgs {
+                    name: Some(name),
+                    inheritance: inheritance(v.inheritance),
+                    compat,
+                    required: v.required,
+                    value: Some(value),
+                },
+            );
+            (fbs::OptEnum::VarOpt, t.as_union_value())
+        }
+    };
+    fbs::Opt::create(
+        fbb,
+        &fbs::OptArgs {
+            opt_type,
+            opt: Some(value),
+        },
+    )
+}
+
+fn requirement<'a>(
+    fbb: &mut Fbb<'a>,
+    r: &Requirement,
+) -> WIPOffset<fbs::RequirementWithOptions<'a>> {
+    let (request_type, value) = match r {
+        Requirement::Pkg(p) => (
+            fbs::RequestWithOptions::PkgRequestWithOptions,
+            pkg_request(fbb, p).as_union_value(),
+        ),
+        Requirement::Var(v) => {
+            let name = fbb.create_string(&v.name);
+            let value = fbb.create_string(&v.value);
+            let t = fbs::VarRequestPinnedValue::create(
+                fbb,
+                &fbs::VarRequestPinnedValueArgs {
+                    name: Some(name),
+                    value: Some(value),
+                },
+            );
+            (
+                fbs::RequestWithOptions::VarRequestPinnedValue,
+                t.as_union_value(),
+            )
+        }
+    };
+    fbs::RequirementWithOptions::create(
+        fbb,
+        &fbs::RequirementWithOptionsArgs {
+            request_type,
+            request: Some(value),
+        },
+    )
+}
+
+fn pkg_request<'a>(fbb: &mut Fbb<'a>, p: &PkgRequest) -> WIPOffset<fbs::PkgRequestWithOptions<'a>> {
+    let name = fbb.create_string(&p.name);
+    let repo_name = opt_str(fbb, p.repo_name.as_deref());
+    let components = tables(fbb, &p.components, component);
+    // `Some(vec![])` is treated as no range at all.
+    let version_filter = p
+        .version_filter
+        .as_deref()
+        .and_then(|rules| tables(fbb, rules, filter_rule));
+    let (build_type, build) = match &p.build {
+        Some(b) => {
+            let (t, v) = build_id(fbb, b);
+            (t, Some(v))
+        }
+        None => (fbs::Build::NONE, None),
+    };
+    let pin = opt_str(fbb, p.pin.as_deref());
+    let options = tables(fbb, &p.options, option_value);
+    fbs::PkgRequestWithOptions::create(
+        fbb,
+        &fbs::PkgRequestWithOptionsArgs {
+            name: Some(name),
+            repo_name,
+            components,
+            version_filter,
+            build_type,
+            build,
+            prerelease_policy: prerelease(p.prerelease_policy),
+            inclusion_policy: match p.inclusion_policy {
+                InclusionPolicy::Always => fbs::InclusionPolicy::Always,
+                InclusionPolicy::IfAlreadyPresent => fbs::InclusionPolicy::IfAlreadyPresent,
+            },
+            pin,
+            pin_policy: match p.pin_policy {
+                PinPolicy::Required => fbs::PinPolicy::Required,
+                PinPolicy::IfPresentInBuildEnv => fbs::PinPolicy::IfPresentInBuildEnv,
+            },
+            required_compat: lone_compat(p.required_compat),
+            options,
+        },
+    )
+}
+
+fn filter_rule<'a>(fbb: &mut Fbb<'a>, r: &FilterRule) -> WIPOffset<fbs::VersionFilterRule<'a>> {
+    let version = r.version.as_ref().map(|v| version(fbb, v));
+    // An empty `parts` vector would read as a zero-part wildcard: never
+    // write one (absent reads as `*`).
+    let parts = r.parts.as_deref().and_then(|p| u32s(fbb, p));
+    fbs::VersionFilterRule::create(
+        fbb,
+        &fbs::VersionFilterRuleArgs {
+            filter_op: range_op(r.op),
+            version,
+            required: lone_compat(r.required),
+            parts,
+        },
+    )
+}
+
+fn option_value<'a>(
+    fbb: &mut Fbb<'a>,
+    o: &OptionValue,
+) -> WIPOffset<fbs::PkgRequestOptionValue<'a>> {
+    let name = fbb.create_string(&o.name);
+    let value = fbb.create_string(&o.value);
+    fbs::PkgRequestOptionValue::create(
+        fbb,
+        &fbs::PkgRequestOptionValueArgs {
+            name: Some(name),
+            value: Some(value),
+            is_complete: o.is_complete,
+        },
+    )
+}
+
+fn component_embedded<'a>(
+    fbb: &mut Fbb<'a>,
+    e: &ComponentEmbedded,
+) -> WIPOffset<fbs::ComponentEmbeddedPackage<'a>> {
+    let name = fbb.create_string(&e.name);
+    let version = e.version.as_ref().map(|v| version(fbb, v));
+    let components = tables(fbb, &e.components, component);
+    fbs::ComponentEmbeddedPackage::create(
+        fbb,
+        &fbs::ComponentEmbeddedPackageArgs {
+            name: Some(name),
+            version,
+            components,
+        },
+    )
+}
+
+fn component_spec<'a>(
+    fbb: &mut Fbb<'a>,
+    c: &ComponentSpec,
+) -> WIPOffset<fbs::SolverComponentSpec<'a>> {
+    let name = component(fbb, &c.name);
+    let uses = tables(fbb, &c.uses, component);
+    let requirements_with_options = tables(fbb, &c.requirements, requirement);
+    let embedded_components = tables(fbb, &c.embedded, component_embedded);
+    fbs::SolverComponentSpec::create(
+        fbb,
+        &fbs::SolverComponentSpecArgs {
+            name: Some(name),
+            uses,
+            requirements_with_options,
+            embedded_components,
+        },
+    )
+}
+
+fn embedded_spec<'a>(
+    fbb: &mut Fbb<'a>,
+    e: &EmbeddedSpec,
+) -> WIPOffset<fbs::SolverEmbeddedPackageSpec<'a>> {
+    let ident = fbb.create_string(&e.ident);
+    let compat = opt_str(fbb, e.compat.as_deref());
+    let build_options = tables(fbb, &e.build_options, opt);
+    let component_specs = tables(fbb, &e.component_specs, component_spec);
+    let requirements = tables(fbb, &e.requirements, requirement);
+    fbs::SolverEmbeddedPackageSpec::create(
+        fbb,
+        &fbs::SolverEmbeddedPackageSpecArgs {
+            ident: Some(ident),
+            compat,
+            deprecated: e.deprecated,
+            build_options,
+            component_specs,
+            requirements,
+        },
+    )
+}
