@@ -1107,3 +1107,31 @@ fn large_index_timings() {
         one_s * 1e3,
     );
 }
+
+/// For checks by hand against SPK: decodes the index file `$SPK_FB_IN`
+/// (e.g. one SPK wrote) and writes `encode` of it to `$SPK_FB_OUT`.
+/// `SPK_FB_IN=... SPK_FB_OUT=... cargo test -p spk-repo fb::tests::reencode -- --ignored`
+#[test]
+#[ignore = "a tool for checks by hand; needs SPK_FB_IN and SPK_FB_OUT"]
+fn reencode_file() {
+    let input = std::env::var_os("SPK_FB_IN").expect("SPK_FB_IN");
+    let output = std::env::var_os("SPK_FB_OUT").expect("SPK_FB_OUT");
+    let file = IndexFile::open(&input).unwrap();
+    println!(
+        "{}: {} packages, our directory: {}",
+        file.path().unwrap().display(),
+        file.len(),
+        file.has_directory()
+    );
+    let model = file.decode().unwrap();
+    let bytes = encode(&model);
+    verify(&bytes).unwrap();
+    assert_eq!(
+        IndexFile::from_bytes(bytes.clone())
+            .unwrap()
+            .decode()
+            .unwrap(),
+        model
+    );
+    std::fs::write(&output, bytes).unwrap();
+}
