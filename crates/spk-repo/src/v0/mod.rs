@@ -11,7 +11,9 @@
 //! - [`range`]: version ranges → the flat, sorted rule list SPK writes;
 //! - [`ident`]: request, identity, build and component texts;
 //! - [`compat`]: compat text in SPK's canonical spelling;
-//! - [`spec`]: one build spec → [`ParsedBuild`] ([`parse_build_spec`]).
+//! - [`spec`]: one build spec → [`ParsedBuild`] ([`parse_build_spec`]);
+//! - [`flatc_json`]: a [`BuildIndex`](crate::indexed::BuildIndex) as `flatc`
+//!   prints SPK's index, to compare ours with SPK's field by field.
 //!
 //! Each spec is read on its own: an embed stub's spec (written by SPK at
 //! `spk/spec/<emb>/<ver>/embedded-by-<BASE32>`) carries its parent in its
@@ -19,6 +21,7 @@
 //! the parent's inherited requirements in its own `install.requirements`.
 
 pub mod compat;
+pub mod flatc_json;
 pub mod ident;
 pub mod range;
 pub mod spec;
@@ -36,7 +39,5 @@ pub use version::{
     version_cmp, version_eq, VersionError,
 };
 
-#[cfg(test)]
-mod spk_json;
 #[cfg(test)]
 mod tests;

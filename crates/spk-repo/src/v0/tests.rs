@@ -410,7 +410,7 @@ fn check_against_spk(index_json: &str, specs: &[(&str, &str)]) {
         Default::default();
     for (file, yaml) in specs {
         let parsed = parse(yaml);
-        let ours = spk_json::build_index(&parsed.build);
+        let ours = flatc_json::build_index(&parsed.build);
         let spk = spk_build(&index, &parsed.name, &ours)
             .unwrap_or_else(|| panic!("{file}: SPK's index has no such build"));
         if let Some(d) = first_difference("", &spk, &ours) {

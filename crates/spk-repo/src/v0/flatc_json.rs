@@ -1,8 +1,11 @@
-//! Test helper: our [`BuildIndex`] in the JSON shape `flatc --json --strict-json`
-//! prints for SPK's index (schema field names, enums by name, default-valued
-//! fields and empty lists left out, as SPK's builder never writes them), so
-//! that a snapshot of SPK's own decoded index can be compared with what we
-//! parse.
+//! A [`BuildIndex`] in the JSON shape `flatc --json --strict-json` prints
+//! for SPK's index (schema field names, enums by name, default-valued fields
+//! and empty lists left out, as SPK's builder never writes them).
+//!
+//! The model's own serde JSON is shaped for people; this one exists so that
+//! SPK's decoded index and our parse of the same spec can be compared field
+//! by field (the unit tests against SPK snapshots and the interoperability
+//! tests use it).
 
 use crate::indexed::*;
 use serde_json::{json, Map, Value};
@@ -19,6 +22,7 @@ fn put(m: &mut Map<String, Value>, k: &str, v: Value) {
     }
 }
 
+/// A version (always with epsilon `None`, as SPK writes it).
 pub fn version(v: &Version) -> Value {
     let tags = |t: &[TagItem]| {
         Value::Array(
@@ -42,6 +46,7 @@ pub fn version(v: &Version) -> Value {
     Value::Object(m)
 }
 
+/// A component.
 pub fn component(c: &Component) -> Value {
     match c {
         Component::All => json!({}),
