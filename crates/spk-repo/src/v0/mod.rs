@@ -26,6 +26,7 @@ pub mod ident;
 pub mod range;
 pub mod spec;
 pub mod version;
+mod yaml;
 
 pub use compat::{canonical_compat, CompatError, DEFAULT_COMPAT};
 pub use ident::{

@@ -21,8 +21,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use serde_yaml::{Mapping, Value};
-
 use super::compat::{canonical_compat, DEFAULT_COMPAT};
 use super::ident::{
     is_option_name, parse_build_ident, parse_component_embedded, parse_range_ident, split_var,
@@ -30,6 +28,7 @@ use super::ident::{
 };
 use super::range::range_text;
 use super::version::version_eq;
+use super::yaml::{Map, Node};
 use crate::indexed::{
     BuildId, BuildIndex, Component, ComponentEmbedded, ComponentSpec, EmbeddedSpec,
     InclusionPolicy, Inheritance, Opt, OptionValue, PinPolicy, PkgOpt, PkgRequest,
@@ -139,96 +138,82 @@ impl fmt::Display for Loc<'_> {
 
 // ---- scalars ------------------------------------------------------------
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
-}
-
-fn number_text(n: &serde_yaml::Number) -> String {
-    if let Some(i) = n.as_u64() {
-        i.to_string()
-    } else if let Some(i) = n.as_i64() {
-        i.to_string()
-    } else {
-        n.as_f64().map(|f| f.to_string()).unwrap_or_default()
+fn number_text(n: &Node) -> Option<String> {
+    match n {
+        Node::Int(i) => Some(i.to_string()),
+        Node::UInt(u) => Some(u.to_string()),
+        Node::Float(f) => Some(f.to_string()),
+        _ => None,
     }
 }
 
 /// Any scalar as text, as SPK's "stringified" values (`static:`,
 /// `default:`): `true` → "true", `3.10` → "3.1", nothing → "".
-fn stringified(v: &Value, at: &Loc) -> Result<String, SpecError> {
+fn stringified(v: &Node, at: &Loc) -> Result<String, SpecError> {
     match v {
-        Value::Null => Ok(String::new()),
-        Value::Bool(b) => Ok(b.to_string()),
-        Value::Number(n) => Ok(number_text(n)),
-        Value::String(s) => Ok(s.clone()),
-        Value::Tagged(t) => stringified(&t.value, at),
-        other => Err(at.invalid(format!("expected a single value, found {}", kind(other)))),
+        Node::Null => Ok(String::new()),
+        Node::Bool(b) => Ok(b.to_string()),
+        Node::Str(s) => Ok(s.clone()),
+        Node::Int(_) | Node::UInt(_) | Node::Float(_) => Ok(number_text(v).unwrap_or_default()),
+        other => Err(at.invalid(format!("expected a single value, found {other}"))),
     }
 }
 
 /// A value SPK reads as a string: it must be a YAML string (SPK's YAML
 /// reader refuses a number or a boolean where it expects a string).
-fn text<'v>(v: &'v Value, at: &Loc) -> Result<&'v str, SpecError> {
+fn text<'v>(v: &'v Node, at: &Loc) -> Result<&'v str, SpecError> {
     match v {
-        Value::String(s) => Ok(s.as_str()),
-        Value::Tagged(t) => text(&t.value, at),
+        Node::Str(s) => Ok(s.as_str()),
         other => Err(at.invalid(format!(
-            "expected a string, found {} (quote it if it is meant as text)",
-            kind(other)
+            "expected a string, found {other} (quote it if it is meant as text)"
         ))),
     }
 }
 
-fn boolean(v: &Value, at: &Loc) -> Result<bool, SpecError> {
+fn boolean(v: &Node, at: &Loc) -> Result<bool, SpecError> {
     match v {
-        Value::Bool(b) => Ok(*b),
-        Value::Tagged(t) => boolean(&t.value, at),
-        other => Err(at.invalid(format!("expected `true` or `false`, found {}", kind(other)))),
+        Node::Bool(b) => Ok(*b),
+        other => Err(at.invalid(format!("expected `true` or `false`, found {other}"))),
     }
 }
 
-fn mapping<'v>(v: &'v Value, at: &Loc, what: &str) -> Result<&'v Mapping, SpecError> {
+fn mapping<'v>(v: &'v Node, at: &Loc, what: &str) -> Result<&'v Map, SpecError> {
     match v {
-        Value::Mapping(m) => Ok(m),
-        Value::Tagged(t) => mapping(&t.value, at, what),
-        other => Err(at.invalid(format!(
-            "expected {what} (a mapping), found {}",
-            kind(other)
-        ))),
+        Node::Map(m) => Ok(m),
+        other => Err(at.invalid(format!("expected {what} (a mapping), found {other}"))),
     }
 }
 
-/// A list, or nothing (an absent or null key is an empty list).
-fn sequence<'v>(v: Option<&'v Value>, at: &Loc) -> Result<&'v [Value], SpecError> {
+/// A list, or nothing (an absent or empty key is an empty list).
+fn sequence<'v>(v: Option<&'v Node>, at: &Loc) -> Result<&'v [Node], SpecError> {
     match v {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Sequence(s)) => Ok(s),
-        Some(Value::Tagged(t)) => sequence(Some(&t.value), at),
-        Some(other) => Err(at.invalid(format!("expected a list, found {}", kind(other)))),
+        None | Some(Node::Null) => Ok(&[]),
+        Some(Node::Seq(s)) => Ok(s),
+        Some(other) => Err(at.invalid(format!("expected a list, found {other}"))),
     }
+}
+
+/// A key of a section SPK reads with a derived struct, where a repeated key
+/// is an error.
+fn field<'m>(map: &'m Map, key: &str, at: &Loc) -> Result<Option<&'m Node>, SpecError> {
+    map.get_unique(key).map_err(|()| {
+        at.key(key)
+            .invalid("the key is given more than once; give it once")
+    })
 }
 
 /// A mapping key as text, lowercased (option and request keys are
 /// case-insensitive in SPK).
-fn lower_key(k: &Value) -> Option<String> {
+fn lower_key(k: &Node) -> Option<String> {
     match k {
-        Value::String(s) => Some(s.to_ascii_lowercase()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(number_text(n)),
-        _ => None,
+        Node::Str(s) => Some(s.to_ascii_lowercase()),
+        Node::Bool(b) => Some(b.to_string()),
+        n => number_text(n),
     }
 }
 
 fn enum_value<T: Copy>(
-    v: &Value,
+    v: &Node,
     at: &Loc,
     choices: &[(&str, T)],
     expected: &str,
@@ -241,7 +226,7 @@ fn enum_value<T: Copy>(
         .ok_or_else(|| at.invalid(format!("unknown value `{s}`; expected {expected}")))
 }
 
-fn prerelease(v: &Value, at: &Loc) -> Result<PreReleasePolicy, SpecError> {
+fn prerelease(v: &Node, at: &Loc) -> Result<PreReleasePolicy, SpecError> {
     enum_value(
         v,
         at,
@@ -276,7 +261,7 @@ impl ParsedOpt {
     }
 }
 
-fn parse_option(v: &Value, at: &Loc) -> Result<ParsedOpt, SpecError> {
+fn parse_option(v: &Node, at: &Loc) -> Result<ParsedOpt, SpecError> {
     let map = mapping(v, at, "an option")?;
     let mut pkg: Option<(String, Vec<Component>)> = None;
     let mut var: Option<String> = None;
@@ -288,7 +273,7 @@ fn parse_option(v: &Value, at: &Loc) -> Result<ParsedOpt, SpecError> {
     let mut value: Option<String> = None;
     const BOTH: &str =
         "an option cannot give both `default:` and a default in the form `<name>/<default>`";
-    for (k, val) in map {
+    for (k, val) in map.iter() {
         let Some(key) = lower_key(k) else { continue };
         let at = at.key(&key);
         match key.as_str() {
@@ -390,7 +375,7 @@ fn parse_option(v: &Value, at: &Loc) -> Result<ParsedOpt, SpecError> {
     Ok(ParsedOpt { opt })
 }
 
-fn parse_options(v: Option<&Value>, at: &Loc) -> Result<Vec<ParsedOpt>, SpecError> {
+fn parse_options(v: Option<&Node>, at: &Loc) -> Result<Vec<ParsedOpt>, SpecError> {
     sequence(v, at)?
         .iter()
         .enumerate()
@@ -401,7 +386,7 @@ fn parse_options(v: Option<&Value>, at: &Loc) -> Result<Vec<ParsedOpt>, SpecErro
 // ---- requests ------------------------------------------------------------
 
 /// One request; `None` for a var request without a value, which SPK drops.
-fn parse_request(v: &Value, at: &Loc) -> Result<Option<Requirement>, SpecError> {
+fn parse_request(v: &Node, at: &Loc) -> Result<Option<Requirement>, SpecError> {
     let map = mapping(v, at, "a requirement")?;
     let mut pkg = None;
     let mut var: Option<String> = None;
@@ -410,7 +395,7 @@ fn parse_request(v: &Value, at: &Loc) -> Result<Option<Requirement>, SpecError> 
     let mut inclusion_policy = InclusionPolicy::Always;
     let mut pin: Option<String> = None;
     let mut pin_policy = PinPolicy::Required;
-    for (k, val) in map {
+    for (k, val) in map.iter() {
         let Some(key) = lower_key(k) else { continue };
         let at = at.key(&key);
         match key.as_str() {
@@ -432,15 +417,15 @@ fn parse_request(v: &Value, at: &Loc) -> Result<Option<Requirement>, SpecError> 
             }
             "ifpresentinbuildenv" => {
                 let present = match val {
-                    Value::Bool(b) => *b,
-                    Value::String(s) if s.eq_ignore_ascii_case("true") => true,
-                    Value::String(s) if s.eq_ignore_ascii_case("false") => false,
+                    Node::Bool(b) => *b,
+                    Node::Str(s) if s.eq_ignore_ascii_case("true") => true,
+                    Node::Str(s) if s.eq_ignore_ascii_case("false") => false,
                     other => {
                         return Err(at.invalid(format!(
                             "expected `true` or `false`, found {}",
                             match other {
-                                Value::String(s) => format!("`{s}`"),
-                                o => kind(o).to_string(),
+                                Node::Str(s) => format!("`{s}`"),
+                                o => o.to_string(),
                             }
                         )))
                     }
@@ -453,14 +438,13 @@ fn parse_request(v: &Value, at: &Loc) -> Result<Option<Requirement>, SpecError> 
             }
             "frombuildenv" => {
                 pin = match val {
-                    Value::Bool(true) => Some("Binary".to_string()),
-                    Value::Bool(false) => None,
-                    Value::String(s) => Some(s.clone()),
+                    Node::Bool(true) => Some("Binary".to_string()),
+                    Node::Bool(false) => None,
+                    Node::Str(s) => Some(s.clone()),
                     other => {
                         return Err(at.invalid(format!(
-                            "expected `true`, `false` or a pin template such as `x.x`, found {}",
-                            kind(other)
-                        )))
+                        "expected `true`, `false` or a pin template such as `x.x`, found {other}"
+                    )))
                     }
                 }
             }
@@ -513,11 +497,14 @@ fn parse_request(v: &Value, at: &Loc) -> Result<Option<Requirement>, SpecError> 
 
 /// A requirements list: empty var requests dropped (SPK tolerates them
 /// there, as older SPK versions wrote them), names unique.
-fn parse_requirements(v: Option<&Value>, at: &Loc) -> Result<Vec<Requirement>, SpecError> {
+fn parse_requirements(v: Option<&Node>, at: &Loc) -> Result<Vec<Requirement>, SpecError> {
     let items = sequence(v, at)?;
     let mut out: Vec<Requirement> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let at = at.index(i);
+        if item.has_repeated_key() {
+            return Err(at.invalid("a key is given more than once in this requirement"));
+        }
         if let Some(req) = parse_request(item, &at)? {
             if out.iter().any(|r| r.name() == req.name()) {
                 return Err(at.invalid(format!(
@@ -596,7 +583,7 @@ struct ParsedComponents {
     specs: Vec<ComponentSpec>,
 }
 
-fn component_name(v: &Value, at: &Loc) -> Result<Component, SpecError> {
+fn component_name(v: &Node, at: &Loc) -> Result<Component, SpecError> {
     let t = text(v, at)?;
     let ok = (2..=64).contains(&t.len())
         && t.bytes()
@@ -609,24 +596,30 @@ fn component_name(v: &Value, at: &Loc) -> Result<Component, SpecError> {
     Ok(Component::parse(t))
 }
 
-fn parse_component(v: &Value, at: &Loc) -> Result<(ComponentSpec, bool), SpecError> {
+fn parse_component(v: &Node, at: &Loc) -> Result<(ComponentSpec, bool), SpecError> {
     let map = mapping(v, at, "a component")?;
     let name_at = at.key("name");
     let name = component_name(
-        map.get("name")
+        field(map, "name", at)?
             .ok_or_else(|| name_at.missing("the component's name, e.g. `name: run`"))?,
         &name_at,
     )?;
     let mut spec = ComponentSpec::plain(name);
     let uses_at = at.key("uses");
-    for (i, u) in sequence(map.get("uses"), &uses_at)?.iter().enumerate() {
+    for (i, u) in sequence(field(map, "uses", at)?, &uses_at)?
+        .iter()
+        .enumerate()
+    {
         spec.uses.push(component_name(u, &uses_at.index(i))?);
     }
     let req_at = at.key("requirements");
-    spec.requirements = parse_requirements(map.get("requirements"), &req_at)?;
+    spec.requirements = parse_requirements(field(map, "requirements", at)?, &req_at)?;
     attach_options(std::iter::empty(), &mut spec.requirements, &req_at)?;
     let emb_at = at.key("embedded");
-    for (i, e) in sequence(map.get("embedded"), &emb_at)?.iter().enumerate() {
+    for (i, e) in sequence(field(map, "embedded", at)?, &emb_at)?
+        .iter()
+        .enumerate()
+    {
         let at = emb_at.index(i);
         let t = text(e, &at)?;
         let (name, components, version) = parse_component_embedded(t).map_err(|e| at.invalid(e))?;
@@ -636,7 +629,7 @@ fn parse_component(v: &Value, at: &Loc) -> Result<(ComponentSpec, bool), SpecErr
             components,
         });
     }
-    let remaining = match map.get("file_match_mode") {
+    let remaining = match field(map, "file_match_mode", at)? {
         None => false,
         Some(v) => {
             let at = at.key("file_match_mode");
@@ -651,7 +644,7 @@ fn parse_component(v: &Value, at: &Loc) -> Result<(ComponentSpec, bool), SpecErr
     Ok((spec, remaining))
 }
 
-fn parse_components(v: Option<&Value>, at: &Loc) -> Result<ParsedComponents, SpecError> {
+fn parse_components(v: Option<&Node>, at: &Loc) -> Result<ParsedComponents, SpecError> {
     let items = sequence(v, at)?;
     let mut specs: Vec<ComponentSpec> = Vec::with_capacity(items.len() + 2);
     let mut keep_order = false;
@@ -700,25 +693,24 @@ struct ParsedEmbedded {
     version: Version,
 }
 
-fn parse_embedded(v: &Value, at: &Loc) -> Result<ParsedEmbedded, SpecError> {
+fn parse_embedded(v: &Node, at: &Loc) -> Result<ParsedEmbedded, SpecError> {
     let map = mapping(v, at, "an embedded package")?;
     let pkg_at = at.key("pkg");
-    let pkg = map
-        .get("pkg")
+    let pkg = field(map, "pkg", at)?
         .ok_or_else(|| pkg_at.missing("the embedded package's `name/version/embedded`"))?;
     let ident = parse_build_ident(text(pkg, &pkg_at)?).map_err(|e| pkg_at.invalid(e))?;
-    let compat = parse_compat(map.get("compat"), &at.key("compat"))?;
-    let deprecated = match map.get("deprecated") {
+    let compat = parse_compat(field(map, "compat", at)?, &at.key("compat"))?;
+    let deprecated = match field(map, "deprecated", at)? {
         Some(v) => boolean(v, &at.key("deprecated"))?,
         None => false,
     };
     let build_at = at.key("build");
-    let options = match map.get("build") {
-        None | Some(Value::Null) => Vec::new(),
+    let options = match field(map, "build", at)? {
+        None | Some(Node::Null) => Vec::new(),
         Some(b) => {
             let b = mapping(b, &build_at, "the build section")?;
             let opts_at = build_at.key("options");
-            let opts = b.get("options").ok_or_else(|| {
+            let opts = field(b, "options", &build_at)?.ok_or_else(|| {
                 opts_at.missing(
                     "a list of options (an embedded package's `build:` must have `options:`)",
                 )
@@ -727,14 +719,17 @@ fn parse_embedded(v: &Value, at: &Loc) -> Result<ParsedEmbedded, SpecError> {
         }
     };
     let install_at = at.key("install");
-    let (mut requirements, components) = match map.get("install") {
-        None | Some(Value::Null) => (Vec::new(), parse_components(None, &install_at)?),
+    let (mut requirements, components) = match field(map, "install", at)? {
+        None | Some(Node::Null) => (Vec::new(), parse_components(None, &install_at)?),
         Some(i) => {
             let i = mapping(i, &install_at, "the install section")?;
             let req_at = install_at.key("requirements");
             (
-                parse_requirements(i.get("requirements"), &req_at)?,
-                parse_components(i.get("components"), &install_at.key("components"))?,
+                parse_requirements(field(i, "requirements", &install_at)?, &req_at)?,
+                parse_components(
+                    field(i, "components", &install_at)?,
+                    &install_at.key("components"),
+                )?,
             )
         }
     };
@@ -829,7 +824,7 @@ fn fill_component_embedded(components: &mut [ComponentSpec], embedded: &[ParsedE
 
 // ---- the whole spec ------------------------------------------------------------
 
-fn parse_compat(v: Option<&Value>, at: &Loc) -> Result<Option<String>, SpecError> {
+fn parse_compat(v: Option<&Node>, at: &Loc) -> Result<Option<String>, SpecError> {
     let Some(v) = v else { return Ok(None) };
     let t = text(v, at)?;
     let canon = canonical_compat(t).map_err(|e| at.invalid(e))?;
@@ -842,13 +837,9 @@ fn parse_compat(v: Option<&Value>, at: &Loc) -> Result<Option<String>, SpecError
 /// empty for the caller to fill from the repository, and the global vars
 /// come back unfiltered (see [`ParsedBuild::global_vars`]).
 pub fn parse_build_spec(yaml: &[u8]) -> Result<ParsedBuild, SpecError> {
-    let doc: Value = serde_yaml::from_slice(yaml).map_err(|e| SpecError::Yaml(e.to_string()))?;
+    let doc: Node = serde_yaml::from_slice(yaml).map_err(|e| SpecError::Yaml(e.to_string()))?;
     let root = match &doc {
-        Value::Mapping(m) => m,
-        Value::Tagged(t) => match &t.value {
-            Value::Mapping(m) => m,
-            _ => return Err(SpecError::NotAMapping),
-        },
+        Node::Map(m) => m,
         _ => return Err(SpecError::NotAMapping),
     };
     let top = Loc::ROOT;
@@ -882,7 +873,7 @@ pub fn parse_build_spec(yaml: &[u8]) -> Result<ParsedBuild, SpecError> {
 
     let build_at = top.key("build");
     let options = match root.get("build") {
-        None | Some(Value::Null) => Vec::new(),
+        None | Some(Node::Null) => Vec::new(),
         Some(b) => {
             let b = mapping(b, &build_at, "the build section")?;
             let opts_at = build_at.key("options");
@@ -900,23 +891,27 @@ pub fn parse_build_spec(yaml: &[u8]) -> Result<ParsedBuild, SpecError> {
     };
 
     let install_at = top.key("install");
-    let empty = Mapping::new();
+    let empty = Map::default();
     let install = match root.get("install") {
-        None | Some(Value::Null) => &empty,
+        None | Some(Node::Null) => &empty,
         Some(i) => mapping(i, &install_at, "the install section")?,
     };
     let req_at = install_at.key("requirements");
-    let mut requirements = parse_requirements(install.get("requirements"), &req_at)?;
+    let mut requirements =
+        parse_requirements(field(install, "requirements", &install_at)?, &req_at)?;
     attach_options(var_option_values(&options), &mut requirements, &req_at)?;
 
     let emb_at = install_at.key("embedded");
-    let embedded = sequence(install.get("embedded"), &emb_at)?
+    let embedded = sequence(field(install, "embedded", &install_at)?, &emb_at)?
         .iter()
         .enumerate()
         .map(|(i, e)| parse_embedded(e, &emb_at.index(i)))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut components =
-        parse_components(install.get("components"), &install_at.key("components"))?.specs;
+    let mut components = parse_components(
+        field(install, "components", &install_at)?,
+        &install_at.key("components"),
+    )?
+    .specs;
     fill_component_embedded(&mut components, &embedded);
 
     let tests_at = top.key("tests");
@@ -927,7 +922,10 @@ pub fn parse_build_spec(yaml: &[u8]) -> Result<ParsedBuild, SpecError> {
         // A test's requirements are a plain list in SPK: a var request
         // without a value is an error there, not dropped.
         let req_at = at.key("requirements");
-        for (j, r) in sequence(t.get("requirements"), &req_at)?.iter().enumerate() {
+        for (j, r) in sequence(field(t, "requirements", &at)?, &req_at)?
+            .iter()
+            .enumerate()
+        {
             let at = req_at.index(j);
             match parse_request(r, &at)? {
                 Some(Requirement::Var(v)) => test_vars.push(v),

@@ -572,6 +572,12 @@ fn rejected_like_spk() {
         "install:\n  embedded:\n  - pkg: emb-x/1/embedded\n    build:\n      script: [x]\n",
         // unknown variant `v1/package`
         "api: v1/package\n",
+        // duplicate field `requirements` / `uses` / `compat` (derived sections)
+        "install:\n  requirements: []\n  requirements: []\n",
+        "install:\n  components:\n  - name: lib\n    uses: []\n    uses: []\n",
+        "install:\n  embedded:\n  - pkg: emb-q/1/embedded\n    compat: x.a\n    compat: x.b\n",
+        // duplicate entry with key "pkg" (requirements are read as generic YAML first)
+        "install:\n  requirements:\n  - pkg: zz-f/1\n    pkg: zz-g/2\n",
         // tests[0].requirements[0]: expected a value for a pinned var request
         "tests:\n- stage: install\n  script: [x]\n  requirements:\n  - var: tv\n",
         "tests:\n- stage: install\n  script: [x]\n  requirements:\n  - var: tv/\n",
@@ -635,6 +641,26 @@ fn accepted_like_spk() {
         ("install:\n  embedded:\n  - pkg: emb-x/1.0/src\n", &|p| {
             assert_eq!(p.build.embedded[0].ident, "emb-x/1.0/src")
         }),
+        // repeated keys where SPK reads by hand: the last one counts
+        ("compat: x.ab\ncompat: x.x.b\n", &|p| {
+            assert_eq!(p.build.compat.as_deref(), Some("x.x.b"))
+        }),
+        ("build:\n  options:\n  - var: abc/1\n    static: a\n    static: b\n", &|p| {
+            assert_eq!(opt_value(p), "b")
+        }),
+        ("build:\n  options:\n  - var: abc/1\n  options:\n  - var: abc/2\n", &|p| {
+            assert_eq!(opt_value(p), "2")
+        }),
+        // anchors and aliases resolve; a merge key `<<` is just an unknown key
+        (
+            "install:\n  requirements:\n  - &b\n    pkg: zz-c/1\n    include: IfAlreadyPresent\n  - <<: *b\n    pkg: zz-d/2\n",
+            &|p| {
+                let Requirement::Pkg(d) = &p.build.runtime_requirements[1] else { panic!() };
+                assert_eq!(d.inclusion_policy, InclusionPolicy::Always);
+            },
+        ),
+        // a tagged string is a string
+        ("compat: !!str x.ab\n", &|p| assert_eq!(p.build.compat.as_deref(), Some("x.ab"))),
         // empty sections
         ("install:\nbuild:\n", &|p| {
             assert_eq!(p.build.component_specs.len(), 2)
