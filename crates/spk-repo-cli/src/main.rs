@@ -54,6 +54,21 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// The error and its causes, `: `-separated as `{:#}` prints them, leaving
+/// out a cause whose text is already there: many errors print their source
+/// in their own message, and `{:#}` would print it a second time.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
@@ -68,7 +83,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(err) = e.error {
-                eprintln!("error: {err:#}");
+                eprintln!("error: {}", error_text(&err));
             }
             ExitCode::from(u8::try_from(e.code).unwrap_or(1))
         }
