@@ -1,36 +1,92 @@
-//! Shared helpers for the `spk repo` command tests.
+//! Shared helpers for the `spk repo` command tests: spfs filesystem
+//! repositories built with `SpfsWriter` and `spk_repo::publish`, as SPK
+//! leaves them.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use spk_repo::spfs::{Digest, SpfsWriter};
 
 pub const BUILDS: [&str; 3] = ["AAAAAAAA", "BBBBBBBB", "src"];
 
+/// A build spec as SPK publishes it: a binary build with a build option,
+/// an install requirement and a run component; a `src` build with nothing
+/// but its ident.
 pub fn spec(name: &str, version: &str, build: &str, deprecated: bool) -> String {
+    let dep = if deprecated { "deprecated: true\n" } else { "" };
+    if build == "src" {
+        return format!("pkg: {name}/{version}/src\napi: v0/package\n{dep}");
+    }
     format!(
-        "pkg: {name}/{version}/{build}\ndeprecated: {deprecated}\n\
+        "pkg: {name}/{version}/{build}\napi: v0/package\n{dep}\
          build:\n  options:\n    - var: arch/x86_64\n\
-         install:\n  requirements:\n    - pkg: python/3\n  components:\n    - name: run\n"
+         install:\n  requirements:\n    - pkg: python/3\n  components:\n    - name: build\n    - name: run\n"
     )
 }
 
-pub fn add(root: &Path, name: &str, version: &str, build: &str, deprecated: bool) -> PathBuf {
-    let d = root.join("packages").join(name).join(version);
-    std::fs::create_dir_all(&d).unwrap();
-    let p = d.join(format!("{build}.yaml"));
-    std::fs::write(&p, spec(name, version, build, deprecated)).unwrap();
-    p
+/// The components a build is published with: `src` for a source build,
+/// `build` and `run` otherwise.
+pub fn components(build: &str) -> &'static [&'static str] {
+    if build == "src" {
+        &["src"]
+    } else {
+        &["build", "run"]
+    }
 }
 
-/// A repository of `n` packages `pkg000`..., versions 1.0, 1.10 and 1.9.
+/// A writer for the spfs repository at `root` (created if needed).
+pub fn writer(root: &Path) -> SpfsWriter {
+    SpfsWriter::create(root).unwrap()
+}
+
+/// Publishes one build; returns its spec tag (`spk/spec/<name>/<folder>/<build>`).
+pub fn add(root: &Path, name: &str, version: &str, build: &str, deprecated: bool) -> String {
+    spk_repo::publish::publish(
+        &writer(root),
+        &spec(name, version, build, deprecated),
+        components(build),
+    )
+    .unwrap()
+}
+
+/// Points the spec tag `tag` at a payload holding `bytes` (a broken spec,
+/// or one that names another build), with component tags, so that only the
+/// spec is wrong.
+pub fn put_spec(root: &Path, tag: &str, bytes: &[u8]) {
+    let w = writer(root);
+    let d = w.write_payload(bytes).unwrap();
+    w.write_tag(tag, d).unwrap();
+    let pkg = tag.replacen("spk/spec/", "spk/pkg/", 1);
+    for c in ["build", "run"] {
+        let t = format!("{pkg}/{c}");
+        w.write_tag(&t, Digest::of(t.as_bytes())).unwrap();
+    }
+}
+
+/// Points the spec tag `tag` at a payload that is not in the repository.
+pub fn put_dangling_spec(root: &Path, tag: &str) {
+    let w = writer(root);
+    w.write_tag(tag, Digest::of(format!("missing {tag}").as_bytes()))
+        .unwrap();
+}
+
+/// A repository of `n` packages `pkg000`..., versions 1.0, 1.10 and 1.9
+/// (stored as 1.0.0, 1.10.0, 1.9.0), builds AAAAAAAA, BBBBBBBB and src;
+/// 1.0's BBBBBBBB is deprecated.
 pub fn repo(n: usize) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
+    let w = writer(d.path());
     for i in 0..n {
         let name = format!("pkg{i:03}");
         for v in ["1.0", "1.10", "1.9"] {
             for (j, b) in BUILDS.iter().enumerate() {
-                add(d.path(), &name, v, b, j == 1 && v == "1.0");
+                spk_repo::publish::publish(
+                    &w,
+                    &spec(&name, v, b, j == 1 && v == "1.0"),
+                    components(b),
+                )
+                .unwrap();
             }
         }
     }
@@ -38,7 +94,16 @@ pub fn repo(n: usize) -> tempfile::TempDir {
 }
 
 pub fn index_path(root: &Path) -> PathBuf {
-    root.join("index/spk/index.v1.spki")
+    root.join("index/spk/index_v1.fb")
+}
+
+pub fn lock_path(root: &Path) -> PathBuf {
+    root.join("index/spk/index_v1.write_lock")
+}
+
+/// The index, opened (which verifies all of it).
+pub fn open_index(root: &Path) -> spk_repo::fb::IndexFile {
+    spk_repo::fb::IndexFile::open(index_path(root)).unwrap()
 }
 
 /// A channel with no topics: SPK's config requires an indexed repository's
