@@ -52,7 +52,7 @@ fn model() -> RepositoryIndex {
     ];
     let mut rules: Vec<FilterRule> = all_ops
         .iter()
-        .map(|&op| rule(op, Some(v(&[1, 2]))), None))
+        .map(|&op| rule(op, Some(v(&[1, 2])), None))
         .collect();
     rules[0].required = CompatRule::Binary;
     rules.push(FilterRule {
@@ -224,7 +224,10 @@ fn model() -> RepositoryIndex {
     let stub = BuildIndex::bare(v(&[2, 0]), BuildId::Embedded(Some(parent(false))));
     let legacy = BuildIndex::bare(v(&[]), BuildId::Embedded(None));
     let mut global_vars = GlobalVars::new();
-    global_vars.insert("arch".into(), ["x86_64".to_string(), "aarch64".to_string()].into());
+    global_vars.insert(
+        "arch".into(),
+        ["x86_64".to_string(), "aarch64".to_string()].into(),
+    );
     global_vars.insert("debug".into(), ["".to_string()].into());
     RepositoryIndex {
         packages: vec![
@@ -378,7 +381,10 @@ fn filter_rule(r: &FilterRule) -> Value {
         ("filter_op", s(op)),
         ("version", r.version.as_ref().map(version)),
         ("required", compat_rule(r.required)),
-        ("parts", r.parts.as_deref().and_then(|p| list(p, |n| json!(n)))),
+        (
+            "parts",
+            r.parts.as_deref().and_then(|p| list(p, |n| json!(n))),
+        ),
     ])
 }
 
@@ -426,7 +432,10 @@ fn component_spec(c: &ComponentSpec) -> Value {
     obj(vec![
         ("name", Some(component(&c.name))),
         ("uses", list(&c.uses, component)),
-        ("requirements_with_options", list(&c.requirements, requirement)),
+        (
+            "requirements_with_options",
+            list(&c.requirements, requirement),
+        ),
         (
             "embedded_components",
             list(&c.embedded, |e| {
@@ -463,8 +472,14 @@ fn build_index(b: &BuildIndex) -> Value {
             }),
         ),
         ("component_specs", list(&b.component_specs, component_spec)),
-        ("runtime_requirements", list(&b.runtime_requirements, requirement)),
-        ("published_components", list(&b.published_components, component)),
+        (
+            "runtime_requirements",
+            list(&b.runtime_requirements, requirement),
+        ),
+        (
+            "published_components",
+            list(&b.published_components, component),
+        ),
     ])
 }
 
@@ -493,7 +508,10 @@ fn expected(m: &RepositoryIndex) -> Value {
         ),
         (
             "global_vars",
-            list(&vars, |(name, values)| json!({"name": name, "values": values})),
+            list(
+                &vars,
+                |(name, values)| json!({"name": name, "values": values}),
+            ),
         ),
     ])
 }
@@ -532,7 +550,13 @@ fn flatc_reads_what_the_model_says() {
     let bin = dir.path().join("index_v1.fb");
     std::fs::write(&bin, &bytes).unwrap();
     let out = Command::new(&flatc)
-        .args(["--json", "--strict-json", "--defaults-json", "--raw-binary", "-o"])
+        .args([
+            "--json",
+            "--strict-json",
+            "--defaults-json",
+            "--raw-binary",
+            "-o",
+        ])
         .arg(dir.path())
         .arg(spk_interop::schema())
         .arg("--")

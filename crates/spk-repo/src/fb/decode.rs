@@ -291,6 +291,17 @@ impl IndexFile {
     }
 }
 
+impl IndexFile {
+    /// [`IndexFile::raw_package`] of every package, checked in parallel.
+    pub fn raw_packages(&self) -> Vec<Option<RawPackage<'_>>> {
+        (0..self.len())
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|i| self.raw_package(i))
+            .collect()
+    }
+}
+
 /// The blob directory after the packages vector of a file we wrote, checked
 /// against the vector itself; `None` when absent (SPK's files) or not
 /// consistent.

@@ -1029,6 +1029,69 @@ fn spk_reader_defaults_apply() {
     assert!(b.runtime_requirements.is_empty());
 }
 
+/// A build as most are: a few options, requirements with one or two rules,
+/// build and run components.
+fn typical_build(digest: String) -> BuildIndex {
+    let var_opt = |name: &str, value: &str| {
+        Opt::Var(VarOpt {
+            name: name.into(),
+            inheritance: Inheritance::Weak,
+            compat: None,
+            required: false,
+            value: value.into(),
+        })
+    };
+    let mut python = PkgRequest::named("python");
+    python.components = vec![Component::Run];
+    python.version_filter = Some(vec![rule(RangeOp::LowestSpecified, &[3, 7, 3])]);
+    python.options = vec![OptionValue {
+        name: "python.abi".into(),
+        value: "cp37m".into(),
+        is_complete: true,
+    }];
+    let mut zlib = PkgRequest::named("zlib");
+    zlib.version_filter = Some(vec![
+        rule(RangeOp::GreaterThanOrEqualTo, &[1, 2]),
+        rule(RangeOp::LessThan, &[2]),
+    ]);
+    let mut gcc = PkgRequest::named("gcc");
+    gcc.version_filter = Some(vec![FilterRule {
+        required: CompatRule::Binary,
+        ..rule(RangeOp::Compat, &[9, 3])
+    }]);
+    BuildIndex {
+        published_version: v(&[1, 2, 3]),
+        build: BuildId::Digest(digest),
+        deprecated: false,
+        compat: None,
+        build_options: vec![
+            var_opt("arch", "x86_64"),
+            var_opt("os", "linux"),
+            var_opt("centos", "7"),
+            var_opt("python.abi", "cp37m"),
+            Opt::Pkg(PkgOpt {
+                name: "python".into(),
+                components: vec![],
+                prerelease_policy: PreReleasePolicy::None,
+                required_compat: CompatRule::None,
+                value: "~3.7.3".into(),
+            }),
+        ],
+        embedded: vec![],
+        component_specs: vec![
+            ComponentSpec::plain(Component::Build),
+            ComponentSpec::plain(Component::Run),
+        ],
+        runtime_requirements: vec![
+            Requirement::Pkg(python),
+            Requirement::Pkg(zlib),
+            Requirement::Pkg(gcc),
+            var("python.abi", "cp37m"),
+        ],
+        published_components: vec![Component::Build, Component::Run],
+    }
+}
+
 /// A large synthetic index: timings for encode, verify, open and decode.
 /// `cargo test -p spk-repo --release fb::tests::large -- --ignored --nocapture`
 #[test]
@@ -1038,19 +1101,13 @@ fn large_index_timings() {
     let builds_per_version = 5;
     let versions_per_package = 4;
     let packages = 100_000 / (builds_per_version * versions_per_package);
-    let template = full_build();
     let mut model = RepositoryIndex::default();
     for p in 0..packages {
         let mut versions = Vec::new();
         for ver in 0..versions_per_package {
             let mut builds = Vec::new();
             for b in 0..builds_per_version {
-                let mut build = template.clone();
-                build.build = BuildId::Digest(format!("{:08}", p * 100 + ver * 10 + b));
-                build.embedded.truncate(1);
-                build.embedded[0].component_specs.clear();
-                build.embedded[0].requirements.truncate(2);
-                builds.push(build);
+                builds.push(typical_build(format!("{:08}", p * 100 + ver * 10 + b)));
             }
             versions.push(VersionIndex {
                 version: v(&[1, ver as u32, 0]),
@@ -1062,49 +1119,69 @@ fn large_index_timings() {
             versions,
         });
     }
-    let t = Instant::now();
-    let bytes = encode(&model);
-    let encode_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    verify(&bytes).unwrap();
-    let verify_s = t.elapsed().as_secs_f64();
+    // The machine is shared: wall time says little, so CPU time (all
+    // threads of this process, from /proc) is shown beside it.
+    let cpu = || -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = after
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        // utime, stime: fields 14 and 15 (1-based), in clock ticks (100 Hz).
+        (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+    };
+    let mut report = Vec::new();
+    let mut time = |what: &str, f: &mut dyn FnMut()| {
+        let (t, c) = (Instant::now(), cpu());
+        f();
+        report.push(format!(
+            "{what} {:.3}s wall / {:.2}s cpu",
+            t.elapsed().as_secs_f64(),
+            cpu() - c
+        ));
+    };
+    let mut bytes = Vec::new();
+    time("encode", &mut || bytes = encode(&model));
+    time("verify", &mut || verify(&bytes).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index_v1.fb");
     std::fs::write(&path, &bytes).unwrap();
-    let t = Instant::now();
-    let file = IndexFile::open(&path).unwrap();
-    let open_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let one = file.package("pkg-01234").unwrap().unwrap();
-    let one_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let decoded = file.decode().unwrap();
-    let decode_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let parts: Vec<_> = (0..file.len())
-        .map(|i| {
-            if i % 100 == 0 {
-                PackagePart::Fresh(decoded.packages[i].clone())
-            } else {
-                PackagePart::Raw(file.raw_package(i).unwrap())
-            }
-        })
-        .collect();
-    let raw_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let updated = assemble(parts, &decoded.global_vars);
-    let assemble_s = t.elapsed().as_secs_f64();
+    let mut file = None;
+    time("open (mmap+verify)", &mut || {
+        file = Some(IndexFile::open(&path).unwrap())
+    });
+    let file = file.unwrap();
+    let mut one = None;
+    time("one package", &mut || one = file.package("pkg-01234"));
+    let mut decoded = RepositoryIndex::default();
+    time("decode all", &mut || decoded = file.decode().unwrap());
+    let mut raws = Vec::new();
+    time("raw packages (blobs verified)", &mut || {
+        raws = file.raw_packages()
+    });
+    let mut updated = Vec::new();
+    time("assemble 1% fresh 99% raw", &mut || {
+        let parts: Vec<_> = raws
+            .iter()
+            .enumerate()
+            .map(|(i, r)| match r {
+                Some(r) if i % 100 != 0 => PackagePart::Raw(*r),
+                _ => PackagePart::Fresh(decoded.packages[i].clone()),
+            })
+            .collect();
+        updated = assemble(parts, &decoded.global_vars);
+    });
     assert_eq!(updated.len(), bytes.len());
-    assert_eq!(one, model.packages[1234]);
+    assert_eq!(one.unwrap().unwrap(), model.packages[1234]);
     assert_eq!(decoded, model);
     println!(
-        "{} builds, {} packages, {:.1} MB: encode {encode_s:.3}s, verify {verify_s:.3}s, \
-         open+verify {open_s:.3}s, one package {:.3}ms, decode all {decode_s:.3}s, \
-         raw parts (each blob verified) {raw_s:.3}s, assemble 99% raw {assemble_s:.3}s",
+        "{} builds, {} packages, {:.1} MB, {} threads: {}",
         packages * versions_per_package * builds_per_version,
         packages,
         bytes.len() as f64 / 1e6,
-        one_s * 1e3,
+        rayon::current_num_threads(),
+        report.join(", ")
     );
 }
 
