@@ -1,22 +1,37 @@
 //! One published v0 build spec (YAML) → one [`BuildIndex`].
 //!
-//! The YAML is parsed once into a `serde_yaml::Value` and walked by hand:
-//! that keeps the key path of every value for error messages, lets option
-//! and request keys match case-insensitively as SPK's do, and ignores every
-//! key the index does not need (SPK ignores unknown keys too; keys it knows
-//! but the index does not store, such as `meta`, `sources` or
+//! The YAML is read once into a plain tree (module `yaml`) and
+//! walked by hand: that keeps the key path of every value for error
+//! messages, lets option and request keys match case-insensitively as SPK's
+//! do, applies SPK's rule for repeated keys section by section, and ignores
+//! every key the index does not need (SPK ignores unknown keys too; keys it
+//! knows but the index does not store, such as `meta`, `sources` or
 //! `install.environment`, are not checked here at all).
 //!
-//! Known, deliberate differences from SPK's loader:
-//! - A bare YAML number in a place where SPK reads a string (a var
-//!   request's `value: 1.10`) reaches us as a number, so its original
-//!   spelling is lost (`1.1`). SPK itself writes `var: name/value`, so
-//!   published specs do not hit this.
-//! - SPK reads YAML with serde_yaml 0.8 (YAML 1.1 scalars); we use 0.9.
-//!   They agree on every scalar SPK writes; they differ on hand-written
-//!   oddities such as `True` or `0o17`.
-//! - Malformed keys the index does not use (`meta`, `sources`, `script`,
-//!   a test's `stage`) make SPK skip the spec; we index it.
+//! The build's identity comes from the spec's own `pkg:`, as in SPK: SPK
+//! also reads the published components at that identity, so a spec whose
+//! `pkg:` name or build differs from its tag folder is left out of SPK's
+//! index, while another spelling of the same version (`1.0.0.0` in folder
+//! `1.0.0`) is indexed with that spelling as `published_version`.
+//!
+//! Checked against SPK 0.44.0 (see `tests.rs`), including these quirks:
+//! rules equal under SPK's version equality collapse to the last written;
+//! `static: 3.10` is stored as `3.1` (SPK stringifies the YAML number);
+//! compat text after the last rule is ignored (`x.y` → `x`).
+//!
+//! Known, deliberate differences from SPK's loader (none affects specs
+//! that SPK writes):
+//! - SPK refuses `key: ~` for a list or section but accepts `key:` with
+//!   nothing; our YAML reader sees both as null and accepts both.
+//! - SPK reads YAML with serde_yaml 0.8; we use 0.9. They agree on every
+//!   scalar SPK writes and on the odd ones we tried (`True`, `0x10`, `1e3`,
+//!   `010`, `.inf`, `yes`), but may differ on other hand-written oddities.
+//! - Malformed values under keys the index does not use (`meta`,
+//!   `sources`, `install.environment`, a test's `stage` or `script`) make
+//!   SPK skip the spec; we index it.
+//! - A request's leading `name/` is a repository name if SPK's spfs config
+//!   names such a repository; only `local` is known here (see
+//!   [`super::ident`]), which matters only for package names made of digits.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
