@@ -222,6 +222,7 @@ fn options_requests_components() {
         ("h-pre.yaml", &[]),
         ("i-stub.yaml", &[]),
         ("j-cm-top.yaml", &[]),
+        ("k-more.yaml", &[]),
     ]);
 }
 

@@ -335,7 +335,7 @@ fn no_panic_on_garbage() {
 // ---- against SPK's own index ------------------------------------------------
 //
 // `testdata/spk-index-1.json` is SPK 0.44.0's index of a repository holding
-// every `testdata/[a-j]-*.yaml` spec plus `my-tool.yaml` and
+// every `testdata/[a-k]-*.yaml` spec plus `my-tool.yaml` and
 // `my-embedded-stub.yaml` (`spk repo index`, decoded with `flatc --json
 // --strict-json` and our schema; see testdata/README.md).
 // `testdata/spk-index-2.json` is SPK's index after SPK itself re-published
@@ -468,6 +468,7 @@ fn same_as_spk_index_1() {
             "h-pre.yaml",
             "i-stub.yaml",
             "j-cm-top.yaml",
+            "k-more.yaml",
             "my-tool.yaml",
             "my-embedded-stub.yaml",
         ],
