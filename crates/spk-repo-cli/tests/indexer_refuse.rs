@@ -26,12 +26,21 @@ kafka = { name = "bare", brokers = ["127.0.0.1:1"], repo_names = ["origin"] }
 "#;
 
 fn refuse(indexer_toml: &str, name: &str, expect: &str) {
+    refuse_with_spfs(indexer_toml, "", name, expect);
+}
+
+/// `spfs_toml`: spfs's own config (`$XDG_CONFIG_HOME/spfs/spfs.toml`),
+/// where an SPK site names its repositories.
+fn refuse_with_spfs(indexer_toml: &str, spfs_toml: &str, name: &str, expect: &str) {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("spk.toml");
     std::fs::write(&f, format!("{BASE}\n{indexer_toml}")).unwrap();
+    std::fs::create_dir_all(dir.path().join("spfs")).unwrap();
+    std::fs::write(dir.path().join("spfs/spfs.toml"), spfs_toml).unwrap();
     let out = Command::cargo_bin("spk")
         .unwrap()
         .env_remove("SPK_CONFIG")
+        .env("XDG_CONFIG_HOME", dir.path())
         .arg("--config")
         .arg(&f)
         .args(["repo", "indexer", "--name", name])
@@ -102,5 +111,27 @@ fn local_repo() {
         "[indexers.a]\nmessage_channel_name = \"main\"\nrepo_name = \"local\"\n",
         "a",
         "cannot index the `local` repository",
+    );
+}
+
+#[test]
+fn repo_in_spfs_config_is_not_a_filesystem_repository() {
+    // `web` has index settings in the SPK config and its address in spfs's.
+    refuse_with_spfs(
+        r#"
+[repositories.web]
+use_index = true
+index = { update_message_channel = "webch" }
+
+[[messaging]]
+kafka = { name = "webch", brokers = ["127.0.0.1:1"], repo_names = ["web"], package_updates_topic_name = "p", index_updates_topic_name = "i" }
+
+[indexers.a]
+message_channel_name = "webch"
+repo_name = "web"
+"#,
+        "[remote.web]\naddress = \"http://x\"\n",
+        "a",
+        "only filesystem repositories (file:///...) can be indexed",
     );
 }

@@ -245,9 +245,10 @@ fn from_file_batch_sends_all_and_summarises() {
 fn from_stdin() {
     let b = broker();
     let site = Site::new(&b.bootstrap_servers(), "");
+    // The short form of the address is read, and sent as SPK writes it.
     let line = format!(
         r#"{{"event":"package removed","repo":"{}","repo_name":"origin","package":"{P1}"}}"#,
-        site.repo_url()
+        site.short_repo_url()
     );
     let out = site.spk_stdin(
         &["repo", "send-event", "-r", "origin", "--from-file", "-"],
@@ -255,6 +256,14 @@ fn from_stdin() {
     );
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(count(&b.bootstrap_servers(), PKG), 1);
+    let read = read_all(&b.bootstrap_servers(), PKG, 1);
+    assert_eq!(
+        read[0].body,
+        format!(
+            r#"{{"event":"package removed","repo":"{}","repo_name":"origin","package":"{P1}"}}"#,
+            site.repo_url()
+        )
+    );
 }
 
 #[test]

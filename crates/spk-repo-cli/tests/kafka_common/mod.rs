@@ -23,7 +23,8 @@ pub fn broker() -> DevBroker {
     b
 }
 
-/// A temp dir holding `spk.toml` and a repository directory `origin`.
+/// A temp dir holding `spk.toml` and an (empty) spfs filesystem repository
+/// `origin`.
 pub struct Site {
     pub dir: tempfile::TempDir,
 }
@@ -32,7 +33,7 @@ impl Site {
     /// One channel "kafka" on `brokers` listing `origin`, plus `extra` TOML.
     pub fn new(brokers: &str, extra: &str) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("origin")).expect("repo dir");
+        spk_repo::spfs::SpfsWriter::create(dir.path().join("origin")).expect("repo");
         let brokers: Vec<String> = brokers.split(',').map(|b| format!("{b:?}")).collect();
         let toml = format!(
             r#"
@@ -55,7 +56,14 @@ kafka = {{ name = "kafka", brokers = [{brokers}], package_updates_topic_name = "
         self.dir.path().join("spk.toml")
     }
 
+    /// The repository's address as SPK writes it in messages:
+    /// `file:///path/` (three slashes, a trailing slash).
     pub fn repo_url(&self) -> String {
+        format!("file://{}/", self.dir.path().join("origin").display())
+    }
+
+    /// The same address in the short form `file:/path`, which is still read.
+    pub fn short_repo_url(&self) -> String {
         format!("file:{}", self.dir.path().join("origin").display())
     }
 
