@@ -251,6 +251,22 @@ impl IndexFile {
         })
     }
 
+    /// The semantic checks of [`IndexFile::decode`] (what would make SPK
+    /// panic or misread), without decoding: for bytes about to be
+    /// installed. Packages are checked in parallel.
+    pub fn check(&self) -> Result<(), FbError> {
+        (0..self.len())
+            .into_par_iter()
+            .with_min_len(64)
+            .try_for_each(|i| {
+                let Some(packages) = self.packages() else {
+                    return Ok(());
+                };
+                let p = packages.get(i);
+                check_package(p).map_err(|b| b.into_error(self.path.clone(), p.name()))
+            })
+    }
+
     /// The global vars, as SPK reads them: a var without values is skipped,
     /// and of duplicate names the values of all are kept.
     pub fn global_vars(&self) -> GlobalVars {
@@ -266,18 +282,28 @@ impl IndexFile {
     }
 
     /// The bytes of the `i`-th package, if this file was written by us (it
-    /// has the blob directory) and they check out as a self-contained
-    /// buffer. `None` means: decode it and encode it again.
+    /// has the blob directory) and they check out: as a self-contained
+    /// buffer (FlatBuffers verification of the blob alone) and as data SPK
+    /// can use (the decoder's semantic checks, without decoding). `None`
+    /// means: decode it (which reports what is wrong, if anything) and
+    /// encode it again.
     pub fn raw_package(&self, i: usize) -> Option<RawPackage<'_>> {
         let &(start, end) = self.directory.as_ref()?.get(i)?;
         let bytes = &self.bytes[start..end];
         // The blob on its own must be a valid buffer: then everything its
         // package refers to lies inside it, and it can be moved.
         match flatbuffers::root_with_opts::<fbs::PackageIndex<'_>>(&verifier_options(), bytes) {
-            Ok(p) => Some(RawPackage {
-                name: p.name(),
-                bytes,
-            }),
+            Ok(p) => match check_package(p) {
+                Ok(()) => Some(RawPackage {
+                    name: p.name(),
+                    bytes,
+                }),
+                Err(b) => {
+                    let e = b.into_error(self.path.clone(), p.name());
+                    tracing::warn!("{e}; the package will not be copied as it is");
+                    None
+                }
+            },
             Err(e) => {
                 tracing::warn!(
                     path = ?self.path,
@@ -457,9 +483,7 @@ fn build_label(b: fbs::BuildIndex<'_>) -> String {
 fn build_index(b: fbs::BuildIndex<'_>) -> R<BuildIndex> {
     let published_version = match b.published_version() {
         Some(v) => version(v).at(|| "published_version".into())?,
-        None => {
-            bad("published_version is absent; every build must store the version its spec names")?
-        }
+        None => bad(NO_PUBLISHED_VERSION)?,
     };
     let build = match (b.build_type(), b.build()) {
         // SPK (release build) reads a missing or unknown build as src.
@@ -480,6 +504,11 @@ fn build_index(b: fbs::BuildIndex<'_>) -> R<BuildIndex> {
     })
 }
 
+const NO_PUBLISHED_VERSION: &str =
+    "published_version is absent; every build must store the version its spec names";
+const NO_BUILD_ID_TABLE: &str = "build type BuildId without a BuildId table";
+const NO_EMBEDDED_SOURCE_TABLE: &str = "build type EmbeddedSource without an EmbeddedSource table";
+
 fn build_union(
     t: fbs::Build,
     embedded: Option<fbs::EmbeddedSource<'_>>,
@@ -488,14 +517,14 @@ fn build_union(
     Ok(match t {
         fbs::Build::BuildId => match id {
             Some(id) => build_digest(id.id())?,
-            None => bad("build type BuildId without a BuildId table")?,
+            None => bad(NO_BUILD_ID_TABLE)?,
         },
         fbs::Build::EmbeddedSource => match embedded {
             Some(e) => BuildId::Embedded(match e.source() {
                 Some(s) => Some(embedded_parent(s).at(|| "source".into())?),
                 None => None,
             }),
-            None => bad("build type EmbeddedSource without an EmbeddedSource table")?,
+            None => bad(NO_EMBEDDED_SOURCE_TABLE)?,
         },
         // Source, and SPK's reading of an unknown type.
         _ => BuildId::Source,
@@ -523,22 +552,26 @@ fn embedded_parent(s: fbs::EmbeddedSourcePackage<'_>) -> R<EmbeddedParent> {
     })
 }
 
-/// Versions must say epsilon None (1): absent or 0 reads as Minus, which
-/// SPK treats as "just below" the version; Plus is "just above". Values out
-/// of range read as None, as in SPK.
-fn version(v: fbs::Version<'_>) -> R<Version> {
+fn version_epsilon(v: fbs::Version<'_>) -> R<()> {
     match v.epsilon() {
         fbs::Epsilon::Minus => bad(format!(
             "version {} has epsilon Minus (0, or the field absent), which SPK reads as {}-ε, just below it; versions must store epsilon None (1)",
             version_label(v),
             version_label(v)
-        ))?,
+        )),
         fbs::Epsilon::Plus => bad(format!(
             "version {} has epsilon Plus (2), which SPK reads as just above it; versions must store epsilon None (1)",
             version_label(v)
-        ))?,
-        _ => {}
+        )),
+        _ => Ok(()),
     }
+}
+
+/// Versions must say epsilon None (1): absent or 0 reads as Minus, which
+/// SPK treats as "just below" the version; Plus is "just above". Values out
+/// of range read as None, as in SPK.
+fn version(v: fbs::Version<'_>) -> R<Version> {
+    version_epsilon(v)?;
     Ok(Version {
         parts: v.parts().map(|p| p.iter().collect()).unwrap_or_default(),
         pre: list(v.pre(), "pre", tag)?,
@@ -619,10 +652,14 @@ fn opt(o: fbs::Opt<'_>) -> R<Opt> {
             value: v.value().unwrap_or_default().to_string(),
         }));
     }
-    bad(format!(
+    bad(no_opt_value(o))
+}
+
+fn no_opt_value(o: fbs::Opt<'_>) -> String {
+    format!(
         "option of type {} has no PkgOpt or VarOpt value; SPK panics on it",
         o.opt_type().0
-    ))
+    )
 }
 
 /// Requirements as SPK reads them: one without a request, of an unknown
@@ -693,8 +730,25 @@ fn pkg_request(p: fbs::PkgRequestWithOptions<'_>) -> R<PkgRequest> {
 }
 
 fn filter_rule(r: fbs::VersionFilterRule<'_>) -> R<FilterRule> {
+    let op = filter_op(r)?;
+    let version = match r.version() {
+        Some(v) => Some(version(v).at(|| "version".into())?),
+        None => {
+            rule_without_version(op)?;
+            None
+        }
+    };
+    Ok(FilterRule {
+        op,
+        version,
+        required: lone_compat(r.required()),
+        parts: r.parts().map(|p| p.iter().collect()),
+    })
+}
+
+fn filter_op(r: fbs::VersionFilterRule<'_>) -> R<RangeOp> {
     use fbs::VersionRangeOperator as V;
-    let op = match r.filter_op() {
+    Ok(match r.filter_op() {
         V::Compat => RangeOp::Compat,
         V::DoubleEquals => RangeOp::DoubleEquals,
         V::DoubleNotEquals => RangeOp::DoubleNotEquals,
@@ -712,20 +766,18 @@ fn filter_rule(r: fbs::VersionFilterRule<'_>) -> R<FilterRule> {
             "operator {} is not a VersionRangeOperator (0-12); SPK panics on it",
             other.0
         ))?,
-    };
-    let version = match r.version() {
-        Some(v) => Some(version(v).at(|| "version".into())?),
-        None if op == RangeOp::Wildcard => None,
-        None => bad(format!(
-            "a {op:?} rule has no version; SPK panics on it (only Wildcard rules go without)"
-        ))?,
-    };
-    Ok(FilterRule {
-        op,
-        version,
-        required: lone_compat(r.required()),
-        parts: r.parts().map(|p| p.iter().collect()),
     })
+}
+
+/// Only wildcard rules go without a version.
+fn rule_without_version(op: RangeOp) -> R<()> {
+    if op == RangeOp::Wildcard {
+        Ok(())
+    } else {
+        bad(format!(
+            "a {op:?} rule has no version; SPK panics on it (only Wildcard rules go without)"
+        ))
+    }
 }
 
 fn component_spec(c: fbs::SolverComponentSpec<'_>) -> R<ComponentSpec> {
@@ -748,13 +800,7 @@ fn component_spec(c: fbs::SolverComponentSpec<'_>) -> R<ComponentSpec> {
 
 fn embedded_spec(e: fbs::SolverEmbeddedPackageSpec<'_>) -> R<EmbeddedSpec> {
     let ident = e.ident();
-    // SPK parses it as a build identity and panics when that fails; we
-    // check only its shape: name/version/build.
-    if ident.split('/').filter(|s| !s.is_empty()).count() < 3 {
-        return bad(format!(
-            "embedded package ident {ident:?} is not name/version/build; SPK panics on it (e.g. \"my-embedded/2.0/embedded\")"
-        ));
-    }
+    embedded_ident(ident)?;
     Ok(EmbeddedSpec {
         ident: ident.to_string(),
         compat: compat(e.compat()).at(|| "compat".into())?,
@@ -763,4 +809,166 @@ fn embedded_spec(e: fbs::SolverEmbeddedPackageSpec<'_>) -> R<EmbeddedSpec> {
         component_specs: list(e.component_specs(), "component_specs", component_spec)?,
         requirements: requirements(e.requirements(), "requirements")?,
     })
+}
+
+/// SPK parses it as a build identity and panics when that fails; we check
+/// only its shape: name/version/build.
+fn embedded_ident(ident: &str) -> R<()> {
+    if ident.split('/').filter(|s| !s.is_empty()).count() < 3 {
+        return bad(format!(
+            "embedded package ident {ident:?} is not name/version/build; SPK panics on it (e.g. \"my-embedded/2.0/embedded\")"
+        ));
+    }
+    Ok(())
+}
+
+// ---- checks without decoding ------------------------------------------------
+//
+// The same refusals as the decoder above, in the same words, without
+// building the model: for package bytes copied verbatim into a new file
+// ([`IndexFile::raw_package`]), which must be as usable by SPK as freshly
+// encoded ones. Keep the two in step (a test compares their messages).
+
+/// Each item checked; a problem names the field and the item's position.
+fn each<'a, T: flatbuffers::Follow<'a> + 'a>(
+    v: Option<Vector<'a, T>>,
+    field: &str,
+    mut f: impl FnMut(T::Inner) -> R<()>,
+) -> R<()> {
+    for (i, item) in v.iter().flatten().enumerate() {
+        f(item).at(|| format!("{field}[{i}]"))?;
+    }
+    Ok(())
+}
+
+fn check_package(p: fbs::PackageIndex<'_>) -> R<()> {
+    for v in p.versions().iter().flatten() {
+        check_version_index(v).at(|| format!("version {}", version_label(v.version())))?;
+    }
+    Ok(())
+}
+
+fn check_version_index(v: fbs::VersionIndex<'_>) -> R<()> {
+    check_version(v.version()).at(|| "version".into())?;
+    for (i, b) in v.builds().iter().flatten().enumerate() {
+        check_build(b).at(|| format!("build #{i} ({})", build_label(b)))?;
+    }
+    Ok(())
+}
+
+fn check_version(v: fbs::Version<'_>) -> R<()> {
+    // The decoder's checks, on a version whose parts and tags need no
+    // allocation here.
+    version_epsilon(v)
+}
+
+fn check_build(b: fbs::BuildIndex<'_>) -> R<()> {
+    match b.published_version() {
+        Some(v) => check_version(v).at(|| "published_version".into())?,
+        None => bad(NO_PUBLISHED_VERSION)?,
+    }
+    if b.build().is_some() {
+        check_build_union(
+            b.build_type(),
+            b.build_as_embedded_source(),
+            b.build_as_build_id(),
+        )
+        .at(|| "build".into())?;
+    }
+    compat(b.compat()).map(drop).at(|| "compat".into())?;
+    each(b.build_options(), "build_options", check_opt)?;
+    each(b.embedded(), "embedded", check_embedded_spec)?;
+    each(b.component_specs(), "component_specs", check_component_spec)?;
+    check_requirements(b.runtime_requirements(), "runtime_requirements")?;
+    each(b.published_components(), "published_components", |c| {
+        component(c).map(drop)
+    })
+}
+
+fn check_build_union(
+    t: fbs::Build,
+    embedded: Option<fbs::EmbeddedSource<'_>>,
+    id: Option<fbs::BuildId<'_>>,
+) -> R<()> {
+    match t {
+        fbs::Build::BuildId => match id {
+            Some(id) => build_digest(id.id()).map(drop),
+            None => bad(NO_BUILD_ID_TABLE),
+        },
+        fbs::Build::EmbeddedSource => match embedded {
+            Some(e) => match e.source() {
+                Some(s) => each(s.components(), "components", |c| component(c).map(drop))
+                    .at(|| "source".into()),
+                None => Ok(()),
+            },
+            None => bad(NO_EMBEDDED_SOURCE_TABLE),
+        },
+        _ => Ok(()),
+    }
+}
+
+fn check_opt(o: fbs::Opt<'_>) -> R<()> {
+    if let Some(p) = o.opt_as_pkg_opt() {
+        return each(p.components(), "components", |c| component(c).map(drop))
+            .at(|| format!("pkg option {}", p.name()));
+    }
+    if let Some(v) = o.opt_as_var_opt() {
+        return compat(v.compat())
+            .map(drop)
+            .at(|| format!("var option {}", v.name()));
+    }
+    bad(no_opt_value(o))
+}
+
+fn check_requirements(
+    v: Option<Tables<'_, fbs::RequirementWithOptions<'_>>>,
+    field: &str,
+) -> R<()> {
+    for (i, r) in v.iter().flatten().enumerate() {
+        if let Some(p) = r.request_as_pkg_request_with_options() {
+            check_pkg_request(p).at(|| format!("{field}[{i}] (pkg {})", p.name()))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_pkg_request(p: fbs::PkgRequestWithOptions<'_>) -> R<()> {
+    if let Some(rules) = p.version_filter() {
+        each(Some(rules), "version_filter", |r| {
+            let op = filter_op(r)?;
+            match r.version() {
+                Some(v) => check_version(v).at(|| "version".into()),
+                None => rule_without_version(op),
+            }
+        })?;
+    }
+    if p.build().is_some() {
+        check_build_union(
+            p.build_type(),
+            p.build_as_embedded_source(),
+            p.build_as_build_id(),
+        )
+        .at(|| "build".into())?;
+    }
+    each(p.components(), "components", |c| component(c).map(drop))
+}
+
+fn check_component_spec(c: fbs::SolverComponentSpec<'_>) -> R<()> {
+    component(c.name()).map(drop).at(|| "name".into())?;
+    each(c.uses(), "uses", |c| component(c).map(drop))?;
+    check_requirements(c.requirements_with_options(), "requirements_with_options")?;
+    each(c.embedded_components(), "embedded_components", |e| {
+        if let Some(v) = e.version() {
+            check_version(v).at(|| "version".into())?;
+        }
+        each(e.components(), "components", |c| component(c).map(drop))
+    })
+}
+
+fn check_embedded_spec(e: fbs::SolverEmbeddedPackageSpec<'_>) -> R<()> {
+    embedded_ident(e.ident())?;
+    compat(e.compat()).map(drop).at(|| "compat".into())?;
+    each(e.build_options(), "build_options", check_opt)?;
+    each(e.component_specs(), "component_specs", check_component_spec)?;
+    check_requirements(e.requirements(), "requirements")
 }

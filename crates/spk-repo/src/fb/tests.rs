@@ -335,6 +335,7 @@ fn round_trip_every_variant() {
         vec!["my-embedded", "my-tool", "no-versions"]
     );
     assert_eq!(file.decode().unwrap(), model);
+    file.check().unwrap();
     assert_eq!(file.global_vars(), model.global_vars);
     for p in &model.packages {
         assert_eq!(&file.package(&p.name).unwrap().unwrap(), p);
@@ -805,10 +806,50 @@ fn request_with_rule<'a>(
 }
 
 fn semantics(bytes: Vec<u8>) -> (String, String) {
+    // The check without decoding refuses it in the same words.
+    let checked = IndexFile::from_bytes(bytes.clone()).unwrap().check();
+    let decoded = read_all(bytes.clone()).map(drop);
+    assert_eq!(
+        checked.as_ref().map_err(ToString::to_string),
+        decoded.as_ref().map_err(ToString::to_string)
+    );
     match read_all(bytes) {
         Err(FbError::Semantics { at, problem, .. }) => (at, problem),
         other => panic!("expected a semantic error, got {other:?}"),
     }
+}
+
+#[test]
+fn raw_package_refuses_a_damaged_blob() {
+    let mut model = every_variant();
+    model.packages[2].versions = vec![VersionIndex {
+        version: v(&[1, 0, 0]),
+        builds: vec![BuildIndex::bare(
+            v(&[1]),
+            BuildId::Digest("QQQQQQQQ".into()),
+        )],
+    }];
+    let mut bytes = encode(&model);
+    IndexFile::from_bytes(bytes.clone())
+        .unwrap()
+        .check()
+        .unwrap();
+    // The id's length becomes 7: still valid FlatBuffers.
+    let at = bytes.windows(8).position(|w| w == b"QQQQQQQQ").unwrap();
+    bytes[at - 4..at].copy_from_slice(&7u32.to_le_bytes());
+    bytes[at + 7] = 0;
+    let file = IndexFile::from_bytes(bytes).unwrap();
+    assert!(file.has_directory());
+    assert!(file.raw_package(0).is_some());
+    assert!(file.raw_package(2).is_none());
+    let err = file.package_at(2).unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("package no-versions, version 1.0.0, build #0"),
+        "{err}"
+    );
+    assert_eq!(file.check().unwrap_err().to_string(), err);
+    let raws = file.raw_packages();
+    assert_eq!(raws.iter().filter(|r| r.is_some()).count(), 2);
 }
 
 #[test]
