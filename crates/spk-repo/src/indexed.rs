@@ -251,6 +251,9 @@ pub struct VarRequest {
 }
 
 /// One install requirement.
+// Package requests are most requirements; boxing them would cost an
+// allocation each for the rare var request's sake.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Requirement {
