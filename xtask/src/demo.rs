@@ -1,10 +1,11 @@
 //! `cargo xtask demo`: the main job on an embedded default, on any machine
 //! with cargo. Starts `spk messaging dev-broker` (librdkafka's in-memory
-//! mock cluster), generates the index of the bundled example repository
-//! (with its status messages), starts the Indexer, sends a package event
-//! and waits for the index to catch up, then shows every message that
-//! arrived, read back by a plain Kafka consumer; stops everything at the end
-//! whatever happened.
+//! mock cluster), generates the index of a copy of the bundled example spfs
+//! repository `examples/origin` (with its status messages), starts the
+//! Indexer, publishes a new build into the copy, sends its package event and
+//! waits for the index to catch up, then shows every message that arrived,
+//! read back by a plain Kafka consumer; stops everything at the end whatever
+//! happened.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -40,19 +41,40 @@ impl Drop for Killed {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+/// Copies a directory tree; `skip` names entries of `from` itself to leave
+/// out.
+fn copy_tree(from: &Path, to: &Path, skip: &[&str]) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
+        if skip.iter().any(|s| e.file_name() == *s) {
+            continue;
+        }
         let dest = to.join(e.file_name());
         if e.file_type()?.is_dir() {
-            copy_tree(&e.path(), &dest)?;
+            copy_tree(&e.path(), &dest, &[])?;
         } else {
             std::fs::copy(e.path(), dest)?;
         }
     }
     Ok(())
 }
+
+/// The build the demo publishes: a new zlib version.
+const NEW_BUILD: &str = "zlib/1.3.1/KQYBVT4U";
+const NEW_SPEC: &str = "pkg: zlib/1.3.1/KQYBVT4U
+api: v0/package
+build:
+  options:
+    - var: arch/x86_64
+    - pkg: gcc/11.2
+install:
+  components:
+    - name: build
+      uses: [run]
+    - name: run
+      files: [\"*\"]
+";
 
 fn step(title: &str) {
     println!("\n==> {title}");
@@ -70,7 +92,9 @@ pub fn demo() -> Result<()> {
     let dir = root().join("target/demo");
     let _ = std::fs::remove_dir_all(&dir);
     let repo = dir.join("origin");
-    copy_tree(&root().join("examples/origin"), &repo)?;
+    // A copy: the demo publishes into it and indexes it; the committed
+    // example stays as it is (an index someone wrote into it is left out).
+    copy_tree(&root().join("examples/origin"), &repo, &["index"])?;
 
     step("spk messaging dev-broker (an in-memory Kafka broker)");
     let mut broker = Command::new(&spk)
@@ -156,12 +180,11 @@ quiet_period_ms = 300
             .stderr(Stdio::inherit())
             .spawn()?,
     );
-    let new_spec = repo.join("packages/zlib/1.3.1/KQYBVT4U.yaml");
-    std::fs::create_dir_all(new_spec.parent().context("spec dir")?)?;
-    std::fs::write(
-        &new_spec,
-        "pkg: zlib/1.3.1/KQYBVT4U\napi: v0/package\nbuild:\n  options:\n    - var: os/linux\ninstall:\n  components:\n    - name: run\n",
-    )?;
+    // Published as SPK publishes a build: its spec as a payload, the spec
+    // tag, one tag per component.
+    let writer = spk_repo::spfs::SpfsWriter::create(&repo)?;
+    let tag = spk_repo::publish::publish(&writer, NEW_SPEC, &["build", "run"])?;
+    println!("   published {NEW_BUILD} into {} ({tag})", repo.display());
     spk_cmd(&[
         "repo",
         "send-event",
@@ -170,10 +193,11 @@ quiet_period_ms = 300
         "--event",
         "published",
         "--package",
-        "zlib/1.3.1/KQYBVT4U",
+        NEW_BUILD,
         "--wait",
     ])?;
     spk_cmd(&["repo", "ls", "--repo", "origin", "zlib"])?;
+    spk_cmd(&["repo", "show", "--repo", "origin", NEW_BUILD])?;
     drop(indexer);
 
     step("the messages that arrived (read back by a plain Kafka consumer)");

@@ -13,6 +13,7 @@ mod bench_index;
 mod bench_kafka;
 mod codegen;
 mod demo;
+mod example_repo;
 mod genrepo;
 mod tansu;
 mod test;
@@ -36,6 +37,7 @@ fn main() -> Result<()> {
         "gen-repo" => genrepo::run(rest),
         "codegen" => codegen::run(rest),
         "demo" => demo::demo(),
+        "example-repo" => example_repo::run(rest),
         other => {
             bail!("unknown task {other:?}; expected test, bench, gen-repo or demo (args: {rest:?})")
         }
