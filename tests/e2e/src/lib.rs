@@ -233,43 +233,59 @@ impl Default for Site {
     }
 }
 
-/// Copies a directory tree.
+/// Copies a directory tree, leaving out an `index` directory at its top
+/// (an SPK index a run wrote into the source, which the copy must not
+/// start with).
 pub fn copy_tree(from: &Path, to: &Path) {
+    copy_dir(from, to, true);
+}
+
+fn copy_dir(from: &Path, to: &Path, top: bool) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let dest = to.join(e.file_name());
         if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
+            if top && e.file_name() == "index" {
+                continue;
+            }
+            copy_dir(&e.path(), &dest, false);
         } else {
             std::fs::copy(e.path(), dest).unwrap();
         }
     }
 }
 
-/// The workspace's bundled example repository.
+/// The workspace's bundled example repository (an spfs filesystem
+/// repository; `cargo xtask example-repo` makes it).
 pub fn example_repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/origin")
 }
 
-/// Writes a minimal valid build spec into a repository.
-pub fn write_spec(repo: &Path, name: &str, version: &str, build: &str) {
-    let dir = repo.join("packages").join(name).join(version);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(format!("{build}.yaml")),
-        format!("pkg: {name}/{version}/{build}\napi: v0/package\nbuild:\n  options:\n    - var: os/linux\ninstall:\n  components:\n    - name: run\n"),
-    )
-    .unwrap();
+/// A repository's address as SPK writes it in messages: `file:///path/`.
+pub fn spk_url(repo: &Path) -> String {
+    format!("file://{}/", repo.display())
 }
 
-/// Removes a build spec (and its version directory when it empties).
+/// Creates an empty spfs filesystem repository at `repo` (if there is none).
+pub fn new_repo(repo: &Path) -> spk_repo::spfs::SpfsWriter {
+    spk_repo::spfs::SpfsWriter::create(repo).unwrap()
+}
+
+/// Publishes a minimal valid build into an spfs repository, as SPK leaves
+/// it: the spec's payload, its spec tag, and `build` and `run` component
+/// tags. `version` is written in its tag folder's form (`1.0.0`).
+pub fn write_spec(repo: &Path, name: &str, version: &str, build: &str) {
+    let yaml = format!(
+        "pkg: {name}/{version}/{build}\napi: v0/package\nbuild:\n  options:\n    - var: os/linux\ninstall:\n  components:\n    - name: build\n    - name: run\n"
+    );
+    spk_repo::publish::publish(&new_repo(repo), &yaml, &["build", "run"]).unwrap();
+}
+
+/// Removes a published build: its spec tag and component tags (and tag
+/// folders left empty, so a version without builds disappears).
 pub fn remove_spec(repo: &Path, name: &str, version: &str, build: &str) {
-    let dir = repo.join("packages").join(name).join(version);
-    std::fs::remove_file(dir.join(format!("{build}.yaml"))).unwrap();
-    if std::fs::read_dir(&dir).unwrap().next().is_none() {
-        std::fs::remove_dir(&dir).unwrap();
-    }
+    spk_repo::publish::unpublish(&new_repo(repo), name, version, build).unwrap();
 }
 
 /// Produces raw messages with an independent producer (for payloads our
@@ -440,29 +456,41 @@ pub fn ls_all(
     out
 }
 
-/// What a repository directory holds: `package -> version -> [build]`.
+/// What an spfs repository holds: `package -> version -> [build]`, read
+/// from its tag folders (`tags/spk/spec/<name>/<version>/<build>.tag`)
+/// directly, without the code under test. Versions are their folders'
+/// names with spfs's `..` read back as `+`; versions without builds and
+/// packages without versions are left out.
 pub fn repo_contents(repo: &Path) -> BTreeMap<String, BTreeMap<String, Vec<String>>> {
+    let dirs = |p: &Path| -> Vec<std::fs::DirEntry> {
+        match std::fs::read_dir(p) {
+            Ok(rd) => rd.map(|e| e.unwrap()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("cannot read {}: {e}", p.display()),
+        }
+    };
     let mut out = BTreeMap::new();
-    let pk = repo.join("packages");
-    for p in std::fs::read_dir(&pk).unwrap() {
-        let p = p.unwrap();
+    for p in dirs(&repo.join("tags/spk/spec")) {
+        if !p.file_type().unwrap().is_dir() {
+            continue;
+        }
         let mut versions = BTreeMap::new();
-        for v in std::fs::read_dir(p.path()).unwrap() {
-            let v = v.unwrap();
-            let mut builds: Vec<String> = std::fs::read_dir(v.path())
-                .unwrap()
-                .map(|b| {
-                    b.unwrap()
-                        .path()
-                        .file_stem()
-                        .unwrap()
+        for v in dirs(&p.path()) {
+            if !v.file_type().unwrap().is_dir() {
+                continue; // a recipe tag `<version>.tag`
+            }
+            let mut builds: Vec<String> = dirs(&v.path())
+                .into_iter()
+                .filter_map(|b| {
+                    b.file_name()
                         .to_string_lossy()
-                        .into_owned()
+                        .strip_suffix(".tag")
+                        .map(str::to_string)
                 })
                 .collect();
             builds.sort();
             if !builds.is_empty() {
-                versions.insert(v.file_name().to_string_lossy().into_owned(), builds);
+                versions.insert(v.file_name().to_string_lossy().replace("..", "+"), builds);
             }
         }
         if !versions.is_empty() {

@@ -21,10 +21,10 @@ struct Fx {
 fn fixture_on(bootstrap: &str, n: usize, create: bool) -> Fx {
     let site = Site::new();
     let repo = site.path().join("origin");
+    new_repo(&repo);
     for i in 0..n {
         write_spec(&repo, &format!("pkg-{i:02}"), "1.0.0", BUILD);
     }
-    std::fs::create_dir_all(repo.join("packages")).unwrap();
     let pkg_topic = unique("pkgs");
     let idx_topic = unique("idx");
     if create {
@@ -78,7 +78,7 @@ impl Fx {
     }
 
     fn event_line(&self, event: &str, pkg: &str) -> String {
-        let url = format!("file:{}", self.repo.display());
+        let url = spk_url(&self.repo);
         format!("{{\"event\":\"{event}\",\"repo\":\"{url}\",\"repo_name\":\"origin\",\"package\":\"{pkg}\"}}\n")
     }
 
@@ -316,7 +316,7 @@ fn wait_index_down_alive_and_stalled() {
     assert_eq!(v["outcome"], "indexer-down");
 
     // Stalled: a recent heartbeat, then silence.
-    let url = format!("file:{}", fx.repo.display());
+    let url = spk_url(&fx.repo);
     let hb = format!(
         r#"{{"event":"indexer heartbeat","repo":"{url}","name":"main","start":{}}}"#,
         now()

@@ -80,11 +80,8 @@ fn index_emits_started_in_progress_completed_with_one_start() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let index_dir = f.site.path().join("origin/index/spk");
-    assert!(
-        std::fs::read_dir(&index_dir).unwrap().count() > 0,
-        "no index written"
-    );
+    let index = f.site.path().join("origin/index/spk/index_v1.fb");
+    assert!(index.is_file(), "no index written");
 
     let recs = read_topic(&f.idx_topic, 1000, Duration::from_secs(10));
     let events: Vec<String> = recs
@@ -108,7 +105,7 @@ fn index_emits_started_in_progress_completed_with_one_start() {
         "expected several in-progress messages during a slow read: {events:?}"
     );
 
-    let repo_url = format!("file:{}", f.site.path().join("origin").display());
+    let repo_url = spk_url(&f.site.path().join("origin"));
     let start = recs[0].json()["start"].as_i64().unwrap();
     for r in &recs {
         let v = r.json();
@@ -163,7 +160,7 @@ fn send_event_delivers_exact_json_keyed_by_package() {
     assert!(out.status.success());
     let recs = read_topic(&f.pkg_topic, 2, Duration::from_secs(10));
     assert_eq!(recs.len(), 2, "{recs:?}");
-    let repo_url = format!("file:{}", f.site.path().join("origin").display());
+    let repo_url = spk_url(&f.site.path().join("origin"));
     let mut seen = BTreeSet::new();
     for r in &recs {
         let v = r.json();
@@ -222,6 +219,7 @@ fn generate_index_event_carries_empty_package() {
 #[test]
 fn send_event_from_file_batch() {
     let f = fixture("");
+    // The short form `file:/path` is read too; what is sent is SPK's form.
     let repo_url = format!("file:{}", f.site.path().join("origin").display());
     let mut lines = String::new();
     for i in 0..500 {
@@ -248,6 +246,8 @@ fn send_event_from_file_batch() {
     assert!(out.status.success());
     let recs = read_topic(&f.pkg_topic, 500, Duration::from_secs(20));
     assert_eq!(recs.len(), 500);
+    let sent_repo = spk_url(&f.site.path().join("origin"));
+    assert!(recs.iter().all(|r| r.json()["repo"] == sent_repo.as_str()));
     // Documented strings are sent even when the file used SPK's variant names.
     assert_eq!(
         recs.iter()
@@ -327,12 +327,7 @@ kafka = {{ name = "main", brokers = ["127.0.0.1:{port}"], repo_names = ["origin"
     let out = site.run(&["repo", "index", "--repo", "origin"]);
     assert_eq!(out.status.code(), Some(4));
     assert!(t.elapsed() < Duration::from_secs(30), "must not hang");
-    assert!(
-        std::fs::read_dir(site.path().join("origin/index/spk"))
-            .unwrap()
-            .count()
-            > 0
-    );
+    assert!(site.path().join("origin/index/spk/index_v1.fb").is_file());
     let out = site.run(&[
         "repo",
         "send-event",
