@@ -328,6 +328,23 @@ impl IndexFile {
     }
 }
 
+/// [`crate::fb::verify`], then the semantic checks of
+/// [`IndexFile::decode`] (what would make SPK panic or misread), without
+/// decoding or copying: for bytes about to be installed.
+pub fn check(bytes: &[u8]) -> Result<(), FbError> {
+    let root = verify_at(bytes, None)?;
+    let Some(packages) = root.packages() else {
+        return Ok(());
+    };
+    (0..packages.len())
+        .into_par_iter()
+        .with_min_len(64)
+        .try_for_each(|i| {
+            let p = packages.get(i);
+            check_package(p).map_err(|b| b.into_error(None, p.name()))
+        })
+}
+
 /// The blob directory after the packages vector of a file we wrote, checked
 /// against the vector itself; `None` when absent (SPK's files) or not
 /// consistent.

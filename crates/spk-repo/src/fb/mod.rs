@@ -81,7 +81,7 @@ mod tests;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use decode::{IndexFile, RawPackage};
+pub use decode::{check, IndexFile, RawPackage};
 pub use encode::{assemble, encode, encode_package, EncodedPackage, PackagePart};
 
 /// The schema version SPK 0.44.0 reads (`index_v1.fb`).

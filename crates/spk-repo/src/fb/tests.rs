@@ -336,6 +336,7 @@ fn round_trip_every_variant() {
     );
     assert_eq!(file.decode().unwrap(), model);
     file.check().unwrap();
+    check(file.bytes()).unwrap();
     assert_eq!(file.global_vars(), model.global_vars);
     for p in &model.packages {
         assert_eq!(&file.package(&p.name).unwrap().unwrap(), p);
@@ -848,6 +849,11 @@ fn raw_package_refuses_a_damaged_blob() {
         "{err}"
     );
     assert_eq!(file.check().unwrap_err().to_string(), err);
+    let err = check(file.bytes()).unwrap_err().to_string();
+    assert!(
+        err.contains("the index bytes (not from a file)") && err.contains("7 characters"),
+        "{err}"
+    );
     let raws = file.raw_packages();
     assert_eq!(raws.iter().filter(|r| r.is_some()).count(), 2);
 }
@@ -1197,8 +1203,11 @@ fn large_index_timings() {
     time("one package", &mut || one = file.package("pkg-01234"));
     let mut decoded = RepositoryIndex::default();
     time("decode all", &mut || decoded = file.decode().unwrap());
+    time("check (semantics, no decode)", &mut || {
+        file.check().unwrap()
+    });
     let mut raws = Vec::new();
-    time("raw packages (blobs verified)", &mut || {
+    time("raw packages (blobs verified and checked)", &mut || {
         raws = file.raw_packages()
     });
     let mut updated = Vec::new();
@@ -1214,6 +1223,9 @@ fn large_index_timings() {
         updated = assemble(parts, &decoded.global_vars);
     });
     assert_eq!(updated.len(), bytes.len());
+    if let Some(out) = std::env::var_os("SPK_FB_BENCH_OUT") {
+        std::fs::write(out, &updated).unwrap();
+    }
     assert_eq!(one.unwrap().unwrap(), model.packages[1234]);
     assert_eq!(decoded, model);
     println!(
