@@ -440,13 +440,16 @@ type Updated<'a> = (
     u64,
 );
 
-/// Re-reads the targets; keeps every other package of the old index.
+/// Re-reads the targets; keeps every other package of the old index. A
+/// kept package that SPK could not use (damaged, or wrong in a way SPK
+/// would panic on) is re-read from the repository instead, with a warning,
+/// rather than carried forward or failing the update.
 fn update<'a>(
     req: &IndexRequest,
     repo: &SpfsRepo,
     old: &'a IndexFile,
 ) -> Result<Updated<'a>, IndexError> {
-    let targets = targets(&req.updates);
+    let mut targets = targets(&req.updates);
     let updated: Vec<String> = req
         .updates
         .iter()
@@ -455,10 +458,44 @@ fn update<'a>(
             None => u.name.to_string(),
         })
         .collect();
-    let verr = |source| IndexError::Verify {
-        path: old.path().map(Path::to_path_buf).unwrap_or_default(),
-        source,
-    };
+    // Old packages: copied byte for byte (a file we wrote), or decoded to
+    // be encoded again (a file SPK wrote); the versions of version targets
+    // that are kept.
+    let mut parts: Vec<(String, PackagePart)> = Vec::new();
+    let mut kept_versions: BTreeMap<String, PackageIndex> = BTreeMap::new();
+    let mut kept = 0;
+    let mut reread = Vec::new();
+    for (i, name) in old.package_names().into_iter().enumerate() {
+        let part = match targets.get(name) {
+            Some(Want::All) => continue,
+            Some(Want::Versions(_)) => None,
+            None => old.raw_package(i).map(PackagePart::Raw),
+        };
+        if let Some(part) = part {
+            kept += 1;
+            parts.push((name.to_string(), part));
+            continue;
+        }
+        match old.package_at(i) {
+            Some(Ok(p)) => match targets.get(name) {
+                Some(Want::Versions(_)) => {
+                    kept_versions.insert(name.to_string(), p);
+                }
+                _ => {
+                    kept += 1;
+                    parts.push((name.to_string(), PackagePart::Fresh(p)));
+                }
+            },
+            Some(Err(e)) => {
+                tracing::warn!("{e}; re-reading package {name} from the repository instead");
+                reread.push(name.to_string());
+            }
+            None => {}
+        }
+    }
+    for name in reread {
+        targets.insert(name, Want::All);
+    }
     // Which targets exist in the repository now.
     let in_repo: BTreeSet<String> = repo.package_names()?.into_iter().collect();
     let wanted: Vec<(String, Want)> = targets
@@ -475,13 +512,9 @@ fn update<'a>(
     // Version targets: the old package's other versions are kept.
     for (name, want) in &targets {
         let Want::Versions(vs) = want else { continue };
-        let Some(i) = old.position(name) else {
+        let Some(mut oldp) = kept_versions.remove(name) else {
             continue;
         };
-        let Some(oldp) = old.package_at(i) else {
-            continue;
-        };
-        let mut oldp = oldp.map_err(verr)?;
         oldp.versions
             .retain(|v| !vs.iter().any(|w| v0::version_eq(w, &v.version)));
         let entry = fresh.entry(name.clone()).or_insert_with(|| PackageIndex {
@@ -490,24 +523,6 @@ fn update<'a>(
         });
         entry.versions.append(&mut oldp.versions);
         walk::sort_versions(&mut entry.versions);
-    }
-    let mut parts: Vec<(String, PackagePart)> = Vec::new();
-    let mut kept = 0;
-    for (i, name) in old.package_names().into_iter().enumerate() {
-        if targets.contains_key(name) {
-            continue;
-        }
-        kept += 1;
-        // A package of a file we wrote is copied byte for byte; one of a
-        // file SPK wrote is decoded and encoded again.
-        let part = match old.raw_package(i) {
-            Some(raw) => PackagePart::Raw(raw),
-            None => match old.package_at(i) {
-                Some(p) => PackagePart::Fresh(p.map_err(verr)?),
-                None => continue,
-            },
-        };
-        parts.push((name.to_string(), part));
     }
     for (name, p) in fresh {
         if !p.versions.is_empty() {

@@ -137,10 +137,14 @@ impl From<'_> {
 }
 
 fn listed_build(b: &BuildIndex) -> ListedBuild {
+    // SPK writes published components in no defined order; show them in
+    // SPK's set order whatever wrote the index.
+    let mut components = b.published_components.clone();
+    components.sort();
     ListedBuild {
         build: b.build.to_string(),
         deprecated: b.deprecated,
-        components: b.published_components.clone(),
+        components,
     }
 }
 
@@ -248,7 +252,11 @@ pub fn show(
         });
     };
     match v.builds.iter().find(|b| b.build.to_string() == build) {
-        Some(b) => Ok((b.clone(), problems)),
+        Some(b) => {
+            let mut b = b.clone();
+            b.published_components.sort();
+            Ok((b, problems))
+        }
         None => Err(ListError::NoBuild {
             name: name.to_string(),
             version: v.version.to_string(),

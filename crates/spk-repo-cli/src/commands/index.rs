@@ -80,6 +80,8 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     req.strict = args.strict;
     req.progress = progress_bar();
     super::test_hooks::apply(&mut req)?;
+    // A repository that cannot be read is said before any note on status.
+    spk_repo::spfs::SpfsRepo::open(resolved.address.path()).map_err(anyhow::Error::from)?;
     let reporter = status_reporter(&cfg, &resolved)?;
     let summary = match run_index(&req, reporter.as_ref()) {
         Ok(s) => s,
