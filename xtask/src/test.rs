@@ -29,6 +29,8 @@ pub fn run_all(args: &[String]) -> Result<()> {
             "--exclude",
             "spk-interop",
         ]))?;
+        // The committed example repository is what its generator makes.
+        crate::example_repo::run(&["--check".to_string()])?;
         interop()?;
     }
     // Install before building so a fresh machine's long install happens once.
