@@ -383,20 +383,8 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
     let t_read = Instant::now();
     let (parts, global_vars, problems, updated, kept) = match &old {
         None => {
-            let names: Vec<(String, Want)> = repo
-                .package_names()?
-                .into_iter()
-                .map(|n| (n, Want::All))
-                .collect();
-            let walked = walk::walk(repo, &names, hook, progress);
-            let pkg_names: BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
-            let gv = walk::global_vars(walked.vars, &pkg_names);
-            let parts: Vec<PackagePart> = walked
-                .packages
-                .into_iter()
-                .map(PackagePart::Fresh)
-                .collect();
-            (parts, gv, walked.problems, Vec::new(), 0)
+            let (parts, gv, problems) = full(repo, hook, progress)?;
+            (parts, gv, problems, Vec::new(), 0)
         }
         Some(old) => update(req, repo, old)?,
     };
@@ -409,10 +397,28 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
     }
     let global_var_count = global_vars.len() as u64;
     let t = Instant::now();
-    let bytes = fb::assemble(parts, &global_vars);
-    tracing::debug!("encoded {} bytes in {:?}", bytes.len(), t.elapsed());
+    // Fresh packages are verified as they are encoded; one that does not
+    // verify stops the run here, before anything is written.
+    let assembled = fb::assemble(parts, &global_vars).map_err(|source| IndexError::Verify {
+        path: index_path.clone(),
+        source,
+    })?;
+    tracing::debug!(
+        "encoded {} bytes in {:?}",
+        assembled.bytes.len(),
+        t.elapsed()
+    );
     drop(old);
-    let (index_bytes, counts) = install(dir, &index_path, &bytes, req.pause_before_rename)?;
+    // Counted from the parts: fresh ones from the model, copied ones from
+    // their bytes.
+    let c = assembled.counts;
+    let counts = Counts {
+        packages: c.packages,
+        versions: c.versions,
+        builds: c.builds,
+        deprecated: c.deprecated,
+    };
+    let index_bytes = install(dir, &index_path, &assembled.bytes, req.pause_before_rename)?;
     Ok(IndexSummary {
         repo_name: req.repo_name.clone(),
         repo_address: req.address.to_url(),
@@ -430,6 +436,58 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
         report_failures: Vec::new(),
         lock_taken_over: None,
     })
+}
+
+/// How many packages a full generation reads and encodes at a time. The
+/// models of one chunk are dropped once it is encoded, so memory holds the
+/// encoded packages and one chunk's models, not 100,000 builds' models;
+/// a chunk still spreads hundreds of builds over the cores.
+const CHUNK_PACKAGES: usize = 64;
+
+/// A full generation: every package read and encoded, chunk by chunk.
+fn full(
+    repo: &SpfsRepo,
+    hook: Option<&ReadHook>,
+    progress: Option<&ProgressFn>,
+) -> Result<
+    (
+        Vec<PackagePart<'static>>,
+        crate::indexed::GlobalVars,
+        Vec<SpecProblem>,
+    ),
+    IndexError,
+> {
+    use rayon::prelude::*;
+    let names: Vec<(String, Want)> = repo
+        .package_names()?
+        .into_iter()
+        .map(|n| (n, Want::All))
+        .collect();
+    let total = names.len() as u64;
+    let pkg_names: BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    let mut parts = Vec::with_capacity(names.len());
+    let mut gv = crate::indexed::GlobalVars::new();
+    let mut problems = Vec::new();
+    if let Some(p) = progress {
+        p(0, total);
+    }
+    for (i, chunk) in names.chunks(CHUNK_PACKAGES).enumerate() {
+        let mut walked = walk::walk(repo, chunk, hook, None);
+        let encoded: Vec<PackagePart<'static>> = walked
+            .packages
+            .par_iter()
+            .map(|p| PackagePart::Encoded(fb::encode_package(p)))
+            .collect();
+        parts.extend(encoded);
+        for (k, vs) in walk::global_vars(std::mem::take(&mut walked.vars), &pkg_names) {
+            gv.entry(k).or_default().extend(vs);
+        }
+        problems.append(&mut walked.problems);
+        if let Some(p) = progress {
+            p(((i + 1) * CHUNK_PACKAGES).min(names.len()) as u64, total);
+        }
+    }
+    Ok((parts, gv, problems))
 }
 
 type Updated<'a> = (
@@ -542,13 +600,18 @@ fn update<'a>(
     Ok((parts, gv, walked.problems, updated, kept))
 }
 
-/// Writes a temp file, verifies it as SPK would, renames it over the index.
+/// Writes a temp file, reads it back and checks it, renames it over the
+/// index. The check (see "Verification" in [`crate::fb`]): the root table,
+/// packages vector and global vars as any reader checks them, the blob
+/// directory present and every blob's crc32 as recorded when it was
+/// verified (a torn or damaged write), and files of 256 MiB or more
+/// verified whole, as SPK would.
 fn install(
     dir: &Path,
     index_path: &Path,
     bytes: &[u8],
     pause: Option<Duration>,
-) -> Result<(u64, Counts), IndexError> {
+) -> Result<u64, IndexError> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let tmp = dir.join(format!(
@@ -582,16 +645,16 @@ fn install(
         t.elapsed()
     );
     let t = Instant::now();
-    // Read back what is on disk and verify it before using it.
-    let written = IndexFile::open(&tmp).map_err(|source| {
-        cleanup(IndexError::Verify {
-            path: tmp.clone(),
-            source,
-        })
-    })?;
-    let counts = count(&written);
-    drop(written);
-    tracing::debug!("verified the new index in {:?}", t.elapsed());
+    // Read back what is on disk and check it before using it.
+    IndexFile::open(&tmp)
+        .and_then(|written| written.check_written())
+        .map_err(|source| {
+            cleanup(IndexError::Verify {
+                path: tmp.clone(),
+                source,
+            })
+        })?;
+    tracing::debug!("checked the new index in {:?}", t.elapsed());
     if let Some(p) = pause {
         tracing::warn!("test hook: pausing {p:?} before renaming the new index in");
         std::thread::sleep(p);
@@ -600,16 +663,5 @@ fn install(
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(werr(dir))?;
-    Ok((bytes.len() as u64, counts))
-}
-
-/// Packages, versions, builds and deprecated builds of a verified index.
-fn count(index: &IndexFile) -> Counts {
-    let mut c = Counts::default();
-    for i in 0..index.len() {
-        if let Some(Ok(p)) = index.package_at(i) {
-            c.add(Counts::of(&p));
-        }
-    }
-    c
+    Ok(bytes.len() as u64)
 }

@@ -56,7 +56,7 @@ fn progress_bar() -> Option<spk_repo::ProgressFn> {
     }
     let bar = indicatif::ProgressBar::new(0);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} reading builds {bar:40} {pos}/{len} ({eta})",
+        "{spinner} reading {bar:40} {pos}/{len} ({eta})",
     ) {
         bar.set_style(style);
     }
