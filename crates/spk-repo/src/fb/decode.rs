@@ -1,5 +1,7 @@
-//! FlatBuffers bytes → the model: [`IndexFile`], a verified index (memory
-//! mapped or in memory) read one package at a time or whole.
+//! FlatBuffers bytes → the model: [`IndexFile`], an index (memory mapped
+//! or in memory) read one package at a time or whole, each package verified
+//! when it is first read (see "Verification" in the module docs of
+//! [`crate::fb`]).
 //!
 //! Reading applies SPK's reader defaults where SPK has one (an out-of-range
 //! enum reads as SPK reads it, a requirement without value is skipped as SPK
@@ -9,13 +11,17 @@
 use std::fmt;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use flatbuffers::{ForwardsUOffset, Vector};
+use flatbuffers::{ForwardsUOffset, InvalidFlatbuffer, Vector, Verifiable, Verifier};
 use rayon::prelude::*;
 
-use super::encode::blob_root;
+use super::encode::{blob_root, DIRECTORY_ENTRY, DIRECTORY_HEADER};
 use super::generated as fbs;
-use super::{verifier_options, verify_at, FbError, DIRECTORY_MAGIC};
+use super::{
+    verifier_options, verify_at, FbError, IndexCounts, DIRECTORY_MAGIC, FULL_VERIFY_FROM,
+    SCHEMA_VERSION,
+};
 use crate::indexed::{
     BuildId, BuildIndex, CompatRule, Component, ComponentEmbedded, ComponentSpec, EmbeddedParent,
     EmbeddedSpec, FilterRule, GlobalVars, InclusionPolicy, Inheritance, Opt, OptionValue,
@@ -24,6 +30,11 @@ use crate::indexed::{
 };
 
 type Tables<'a, T> = Vector<'a, ForwardsUOffset<T>>;
+type GlobalVarsVector<'a> = Tables<'a, fbs::GlobalVar<'a>>;
+
+/// What [`IndexFile::package_names`] gives for a package whose name cannot
+/// be read (its table is damaged); never a valid package name.
+pub const UNREADABLE_NAME: &str = "<unreadable package>";
 
 enum Bytes {
     Mapped(memmap2::Mmap),
@@ -40,17 +51,34 @@ impl Deref for Bytes {
     }
 }
 
-/// A verified index file. Opening checks everything SPK checks (FlatBuffers
-/// verification with SPK's limits, schema version 1); packages are then
-/// decoded on demand, one by one or all at once.
+/// One blob of the directory: `[start, end)` and the crc32 of those bytes.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    start: usize,
+    end: usize,
+    crc: u32,
+}
+
+/// An index file. Opening checks the root table, the packages vector's
+/// bounds, the global vars, the schema version and the blob directory's
+/// shape (the whole file too when it is [`FULL_VERIFY_FROM`] or larger, or
+/// with [`IndexFile::open_verified`]); each package is verified when it is
+/// read, as far as it is read.
 pub struct IndexFile {
     path: Option<PathBuf>,
     bytes: Bytes,
-    /// Package names in strictly ascending byte order (SPK's binary search
-    /// needs it; an unsorted file is searched linearly here).
-    sorted: bool,
-    /// `[start, end)` of each package blob, for files we wrote.
-    directory: Option<Vec<(usize, usize)>>,
+    /// Position of the packages vector's first element (its uoffsets are
+    /// verified to lie in the file, 4-aligned), and their number.
+    elements: usize,
+    len: usize,
+    /// Position of the root table's `global_vars` field (a uoffset), if
+    /// present; what it points to was verified deeply.
+    globals_slot: Option<usize>,
+    /// The blobs, for files we wrote.
+    directory: Option<Vec<Entry>>,
+    /// Whether package names are in strictly ascending byte order (SPK's
+    /// binary search needs it), found out only when a search misses.
+    sorted: OnceLock<bool>,
 }
 
 impl fmt::Debug for IndexFile {
@@ -58,8 +86,8 @@ impl fmt::Debug for IndexFile {
         f.debug_struct("IndexFile")
             .field("path", &self.path)
             .field("bytes", &self.bytes.len())
-            .field("packages", &self.len())
-            .field("sorted", &self.sorted)
+            .field("packages", &self.len)
+            .field("sorted", &self.sorted.get())
             .field("directory", &self.directory.is_some())
             .finish()
     }
@@ -67,11 +95,15 @@ impl fmt::Debug for IndexFile {
 
 /// The bytes of one package in a file we wrote, to be copied verbatim into a
 /// new file by [`crate::fb::assemble`]. Made only by
-/// [`IndexFile::raw_package`], which checks them.
+/// [`IndexFile::raw_package`], which checks their crc32.
 #[derive(Clone, Copy)]
 pub struct RawPackage<'a> {
     name: &'a str,
     bytes: &'a [u8],
+    crc: u32,
+    /// Where it came from, for messages.
+    file: Option<&'a Path>,
+    index: usize,
 }
 
 impl<'a> RawPackage<'a> {
@@ -82,6 +114,26 @@ impl<'a> RawPackage<'a> {
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
+    /// The crc32 of [`RawPackage::bytes`], as recorded and checked.
+    pub fn crc(&self) -> u32 {
+        self.crc
+    }
+
+    /// Versions, builds and deprecated builds, read by a walk of the blob
+    /// through the FlatBuffers `Verifier` (bounds-checked, and verifying the
+    /// tables it passes): not a full verification, which the blob had when
+    /// it was made.
+    pub fn counts(&self) -> Result<IndexCounts, FbError> {
+        count_blob(self.bytes).map_err(|e| FbError::Damaged {
+            path: self.file.map(Path::to_path_buf),
+            index: self.index,
+            name: Some(self.name.to_string()),
+            problem: format!(
+                "matches its crc32 but cannot be walked ({})",
+                super::one_line(&e)
+            ),
+        })
+    }
 }
 
 impl fmt::Debug for RawPackage<'_> {
@@ -89,14 +141,152 @@ impl fmt::Debug for RawPackage<'_> {
         f.debug_struct("RawPackage")
             .field("name", &self.name)
             .field("bytes", &self.bytes.len())
+            .field("crc", &self.crc)
             .finish()
     }
 }
 
+/// A little-endian u32 at `at`, if it is in `bytes`.
+fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+}
+
+/// Where a uoffset at `pos` points (the verifier checks the uoffset).
+fn follow(v: &mut Verifier<'_, '_>, pos: usize) -> Result<usize, InvalidFlatbuffer> {
+    Ok(pos.saturating_add(v.get_uoffset(pos)? as usize))
+}
+
+/// The table positions of the vector of tables whose uoffset is at `slot`,
+/// the vector's bounds verified.
+fn table_positions(v: &mut Verifier<'_, '_>, slot: usize) -> Result<Vec<usize>, InvalidFlatbuffer> {
+    let vector = follow(v, slot)?;
+    <Vector<'_, u32>>::run_verifier(v, vector)?;
+    let n = v.get_uoffset(vector)? as usize;
+    (0..n).map(|k| follow(v, vector + 4 + 4 * k)).collect()
+}
+
+/// Versions, builds and deprecated builds of a package blob, through the
+/// verifier's checked getters: each table passed is verified as a table
+/// (vtable and bounds), the fields read are checked where they are read.
+fn count_blob(blob: &[u8]) -> Result<IndexCounts, InvalidFlatbuffer> {
+    let opts = verifier_options();
+    let mut v = Verifier::new(&opts, blob);
+    let mut c = IndexCounts {
+        packages: 1,
+        ..IndexCounts::default()
+    };
+    let package = follow(&mut v, 0)?;
+    let mut p = v.visit_table(package)?;
+    if let Some(slot) = p.deref(fbs::PackageIndex::VT_VERSIONS)? {
+        let v = p.verifier();
+        for version in table_positions(v, slot)? {
+            c.versions += 1;
+            let mut vt = v.visit_table(version)?;
+            if let Some(slot) = vt.deref(fbs::VersionIndex::VT_BUILDS)? {
+                let v = vt.verifier();
+                for build in table_positions(v, slot)? {
+                    c.builds += 1;
+                    let mut b = v.visit_table(build)?;
+                    if let Some(at) = b.deref(fbs::BuildIndex::VT_IS_DEPRECATED)? {
+                        if b.verifier().get_u8(at)? != 0 {
+                            c.deprecated += 1;
+                        }
+                    }
+                    b.finish();
+                }
+            }
+            vt.finish();
+        }
+    }
+    p.finish();
+    Ok(c)
+}
+
+/// What the shallow verification at open found.
+struct Root {
+    elements: usize,
+    len: usize,
+    globals_slot: Option<usize>,
+}
+
+/// The root table, the packages vector's bounds (as a vector of u32: not
+/// the packages), the schema version, and the global vars (deeply, and as
+/// [`IndexFile::global_vars`] reads them).
+fn verify_root(bytes: &[u8], path: Option<&Path>) -> Result<Root, FbError> {
+    let path_buf = || path.map(Path::to_path_buf);
+    if bytes.is_empty() {
+        return Err(FbError::Empty { path: path_buf() });
+    }
+    let fail = |source| FbError::Verify {
+        path: path_buf(),
+        source,
+    };
+    let opts = verifier_options();
+    let mut v = Verifier::new(&opts, bytes);
+    let root = follow(&mut v, 0).map_err(fail)?;
+    type RI<'a> = fbs::RepositoryIndex<'a>;
+    let mut t = v
+        .visit_table(root)
+        .and_then(|t| {
+            t.visit_field::<u32>("index_schema_version", RI::VT_INDEX_SCHEMA_VERSION, false)
+        })
+        .and_then(|t| {
+            t.visit_field::<ForwardsUOffset<Vector<'_, u32>>>("packages", RI::VT_PACKAGES, false)
+        })
+        .and_then(|t| {
+            t.visit_field::<ForwardsUOffset<GlobalVarsVector<'_>>>(
+                "global_vars",
+                RI::VT_GLOBAL_VARS,
+                false,
+            )
+        })
+        .map_err(fail)?;
+    let version = match t.deref(RI::VT_INDEX_SCHEMA_VERSION).map_err(fail)? {
+        Some(at) => t.verifier().get_uoffset(at).map_err(fail)?,
+        None => 1,
+    };
+    let (elements, len) = match t.deref(RI::VT_PACKAGES).map_err(fail)? {
+        Some(slot) => {
+            let vector = follow(t.verifier(), slot).map_err(fail)?;
+            let n = t.verifier().get_uoffset(vector).map_err(fail)? as usize;
+            (vector + 4, n)
+        }
+        None => (0, 0),
+    };
+    let globals_slot = t.deref(RI::VT_GLOBAL_VARS).map_err(fail)?;
+    t.finish();
+    if version != SCHEMA_VERSION {
+        return Err(FbError::SchemaVersion {
+            path: path_buf(),
+            found: version,
+        });
+    }
+    if let Some(slot) = globals_slot {
+        // As `global_vars` will read them: verified from the slot on.
+        flatbuffers::root_with_opts::<GlobalVarsVector<'_>>(&opts, &bytes[slot..]).map_err(fail)?;
+    }
+    Ok(Root {
+        elements,
+        len,
+        globals_slot,
+    })
+}
+
 impl IndexFile {
-    /// Memory-maps `path` read-only and verifies it as SPK does.
+    /// Memory-maps `path` read-only and checks what every reader needs (see
+    /// [`IndexFile`]); packages are verified as they are read.
     pub fn open(path: impl AsRef<Path>) -> Result<IndexFile, FbError> {
-        let path = path.as_ref();
+        IndexFile::open_with(path.as_ref(), false)
+    }
+
+    /// [`IndexFile::open`], and the whole file verified up front as SPK
+    /// verifies it (FlatBuffers verification with SPK's limits).
+    pub fn open_verified(path: impl AsRef<Path>) -> Result<IndexFile, FbError> {
+        IndexFile::open_with(path.as_ref(), true)
+    }
+
+    fn open_with(path: &Path, whole: bool) -> Result<IndexFile, FbError> {
         let io = |source| FbError::Io {
             path: path.to_path_buf(),
             source,
@@ -115,59 +305,40 @@ impl IndexFile {
         // could still fault this process, as it would SPK.
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let index = IndexFile::new(Bytes::Mapped(map), Some(path.to_path_buf()))?;
+        let index = IndexFile::new(Bytes::Mapped(map), Some(path.to_path_buf()), whole)?;
         tracing::debug!(
             path = %path.display(),
             bytes = len,
             packages = index.len(),
             directory = index.directory.is_some(),
+            whole,
             elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-            "index opened and verified"
+            "index opened"
         );
         Ok(index)
     }
 
-    /// Index bytes in memory (tests, or a file just assembled).
+    /// Index bytes in memory (tests, or a file just assembled), checked as
+    /// by [`IndexFile::open`].
     pub fn from_bytes(bytes: Vec<u8>) -> Result<IndexFile, FbError> {
-        IndexFile::new(Bytes::Owned(bytes), None)
+        IndexFile::new(Bytes::Owned(bytes), None, false)
     }
 
-    fn new(bytes: Bytes, path: Option<PathBuf>) -> Result<IndexFile, FbError> {
-        let (sorted, directory) = {
-            let root = verify_at(&bytes, path.as_deref())?;
-            let sorted = root.packages().is_none_or(|p| {
-                p.iter()
-                    .zip(p.iter().skip(1))
-                    .all(|(a, b)| a.name().as_bytes() < b.name().as_bytes())
-            });
-            (sorted, read_directory(&bytes, root))
-        };
-        if !sorted {
-            tracing::warn!(
-                path = ?path,
-                "index packages are not sorted by name: SPK's binary search will miss some"
-            );
+    fn new(bytes: Bytes, path: Option<PathBuf>, whole: bool) -> Result<IndexFile, FbError> {
+        if whole || bytes.len() >= FULL_VERIFY_FROM {
+            verify_at(&bytes, path.as_deref())?;
         }
+        let root = verify_root(&bytes, path.as_deref())?;
+        let directory = read_directory(&bytes, root.elements, root.len);
         Ok(IndexFile {
             path,
             bytes,
-            sorted,
+            elements: root.elements,
+            len: root.len,
+            globals_slot: root.globals_slot,
             directory,
+            sorted: OnceLock::new(),
         })
-    }
-
-    fn root(&self) -> fbs::RepositoryIndex<'_> {
-        // SAFETY: these bytes passed the full FlatBuffers verifier in
-        // `IndexFile::new` and are never changed afterwards (an owned Vec,
-        // or a read-only map of a file that is replaced, not rewritten).
-        #[allow(unsafe_code)]
-        unsafe {
-            flatbuffers::root_unchecked::<fbs::RepositoryIndex<'_>>(&self.bytes)
-        }
-    }
-
-    fn packages(&self) -> Option<Tables<'_, fbs::PackageIndex<'_>>> {
-        self.root().packages()
     }
 
     /// The file, if the index came from one.
@@ -182,11 +353,11 @@ impl IndexFile {
 
     /// Number of packages.
     pub fn len(&self) -> usize {
-        self.packages().map_or(0, |p| p.len())
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Whether the file has our blob directory (it was written by us), so
@@ -195,49 +366,208 @@ impl IndexFile {
         self.directory.is_some()
     }
 
-    /// Package names, in file order (sorted, for a valid index).
-    pub fn package_names(&self) -> Vec<&str> {
-        self.packages()
-            .map(|p| p.iter().map(|p| p.name()).collect())
-            .unwrap_or_default()
+    /// Position of the `i`-th element of the packages vector (a uoffset to
+    /// the package's table), for `i < len`.
+    fn element(&self, i: usize) -> usize {
+        self.elements + 4 * i
     }
 
-    /// Where the package `name` is (binary search, as SPK does).
-    pub fn position(&self, name: &str) -> Option<usize> {
-        let packages = self.packages()?;
-        if !self.sorted {
-            return packages.iter().position(|p| p.name() == name);
+    /// The `i`-th package's name. Verified first, as far as it is read: the
+    /// package's table (its vtable and bounds) and its name string (bounds,
+    /// UTF-8, terminator), by the FlatBuffers verifier with SPK's options.
+    fn name_at(&self, i: usize) -> Result<&str, FbError> {
+        let bytes: &[u8] = &self.bytes;
+        let read = || -> Result<&str, InvalidFlatbuffer> {
+            let opts = verifier_options();
+            let mut v = Verifier::new(&opts, bytes);
+            let table = follow(&mut v, self.element(i))?;
+            let mut t = v.visit_table(table)?;
+            let Some(slot) = t.deref(fbs::PackageIndex::VT_NAME)? else {
+                return InvalidFlatbuffer::new_missing_required("name");
+            };
+            <ForwardsUOffset<&str>>::run_verifier(t.verifier(), slot)?;
+            let at = follow(t.verifier(), slot)?;
+            let n = t.verifier().get_uoffset(at)? as usize;
+            t.finish();
+            // Verified above: in the buffer, and UTF-8.
+            let s = bytes
+                .get(at + 4..at + 4 + n)
+                .and_then(|b| std::str::from_utf8(b).ok());
+            s.ok_or(InvalidFlatbuffer::RangeOutOfBounds {
+                range: at..at + 4 + n,
+                error_trace: Default::default(),
+            })
+        };
+        read().map_err(|source| FbError::Package {
+            path: self.path.clone(),
+            index: i,
+            name: None,
+            source: Box::new(source),
+        })
+    }
+
+    /// The `i`-th package's table, verified whole (FlatBuffers verification
+    /// with SPK's options) by `root_with_opts` of the bytes from its
+    /// packages-vector element on: the element's uoffset is read as the
+    /// root offset, so everything the package refers to must lie after it,
+    /// as it does in every file a FlatBuffers builder writes.
+    fn verified_package(&self, i: usize) -> Result<fbs::PackageIndex<'_>, FbError> {
+        let from = &self.bytes[self.element(i)..];
+        flatbuffers::root_with_opts::<fbs::PackageIndex<'_>>(&verifier_options(), from).map_err(
+            |source| FbError::Package {
+                path: self.path.clone(),
+                index: i,
+                name: self.name_at(i).ok().map(str::to_string),
+                source: Box::new(source),
+            },
+        )
+    }
+
+    /// For a file with a directory, package `i`'s blob after checking that
+    /// the packages vector points at its root and that its bytes have the
+    /// crc32 recorded when it was written; `None` without a directory.
+    fn checked_blob(&self, i: usize) -> Option<Result<(&[u8], u32), FbError>> {
+        let e = *self.directory.as_ref()?.get(i)?;
+        let blob = &self.bytes[e.start..e.end];
+        let damaged = |problem: String| FbError::Damaged {
+            path: self.path.clone(),
+            index: i,
+            name: self.name_at(i).ok().map(str::to_string),
+            problem,
+        };
+        let element = self.element(i);
+        // In the verified vector.
+        let target = u32_at(&self.bytes, element).map(|o| element + o);
+        let root = e.start + blob_root(blob);
+        if target != Some(root) || root >= e.end {
+            return Some(Err(damaged(format!(
+                "is not where the directory says (bytes {}..{})",
+                e.start, e.end
+            ))));
         }
-        let (mut lo, mut hi) = (0, packages.len());
+        let crc = crc32fast::hash(blob);
+        if crc != e.crc {
+            return Some(Err(damaged(format!(
+                "does not match the crc32 recorded when it was written (bytes {}..{}: {crc:08x}, recorded {:08x})",
+                e.start, e.end, e.crc
+            ))));
+        }
+        Some(Ok((blob, crc)))
+    }
+
+    /// Package names, in file order (sorted, for a valid index). Each is
+    /// verified as it is read; a package whose name cannot be read is given
+    /// as [`UNREADABLE_NAME`], with a warning (reading it reports what is
+    /// wrong). [`IndexFile::try_package_names`] fails instead.
+    pub fn package_names(&self) -> Vec<&str> {
+        (0..self.len)
+            .map(|i| {
+                self.name_at(i).unwrap_or_else(|e| {
+                    tracing::warn!("{e}");
+                    UNREADABLE_NAME
+                })
+            })
+            .collect()
+    }
+
+    /// Package names, in file order; the first name that cannot be read is
+    /// the error.
+    pub fn try_package_names(&self) -> Result<Vec<&str>, FbError> {
+        (0..self.len).map(|i| self.name_at(i)).collect()
+    }
+
+    /// Where the package `name` is (binary search, as SPK does); `None` also
+    /// when the search met a package it cannot read and did not find `name`
+    /// (see [`IndexFile::package`], which says so).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.find(name).ok().flatten()
+    }
+
+    /// Binary search over verified names. A probed package whose name cannot
+    /// be read does not stop the search: the rest of the range is searched
+    /// linearly, and only if `name` is not found is the damage the answer.
+    /// A miss in a file whose names turn out not to be sorted (SPK's binary
+    /// search would miss too) is retried linearly, with a warning.
+    fn find(&self, name: &str) -> Result<Option<usize>, FbError> {
+        let (mut lo, mut hi) = (0, self.len);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match packages.get(mid).name().as_bytes().cmp(name.as_bytes()) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
+            match self.name_at(mid) {
+                Ok(probe) => match probe.as_bytes().cmp(name.as_bytes()) {
+                    std::cmp::Ordering::Less => lo = mid + 1,
+                    std::cmp::Ordering::Greater => hi = mid,
+                    std::cmp::Ordering::Equal => return Ok(Some(mid)),
+                },
+                Err(e) => {
+                    return match self.scan(lo..hi, name) {
+                        Some(i) => Ok(Some(i)),
+                        None => Err(e),
+                    }
+                }
             }
         }
-        None
+        if self.is_sorted()? {
+            return Ok(None);
+        }
+        Ok(self.scan(0..self.len, name))
+    }
+
+    /// The first package named `name` in `range`, skipping names that
+    /// cannot be read.
+    fn scan(&self, range: std::ops::Range<usize>, name: &str) -> Option<usize> {
+        range
+            .into_iter()
+            .find(|&i| self.name_at(i).is_ok_and(|n| n == name))
+    }
+
+    /// Whether names are strictly ascending (found once, when a search
+    /// misses); an unreadable name is the error.
+    fn is_sorted(&self) -> Result<bool, FbError> {
+        if let Some(&s) = self.sorted.get() {
+            return Ok(s);
+        }
+        let names = self.try_package_names()?;
+        let sorted = names
+            .iter()
+            .zip(names.iter().skip(1))
+            .all(|(a, b)| a.as_bytes() < b.as_bytes());
+        if !sorted {
+            tracing::warn!(
+                path = ?self.path,
+                "index packages are not sorted by name: SPK's binary search will miss some"
+            );
+        }
+        Ok(*self.sorted.get_or_init(|| sorted))
     }
 
     /// The package `name`, decoded; `None` if the index has no such package.
     pub fn package(&self, name: &str) -> Option<Result<PackageIndex, FbError>> {
-        self.position(name).and_then(|i| self.package_at(i))
+        match self.find(name) {
+            Ok(found) => found.and_then(|i| self.package_at(i)),
+            Err(e) => Some(Err(e)),
+        }
     }
 
-    /// The `i`-th package, decoded.
+    /// The `i`-th package, verified (FlatBuffers, then the semantic checks
+    /// while decoding, then its crc32 if the file has a directory) and
+    /// decoded.
     pub fn package_at(&self, i: usize) -> Option<Result<PackageIndex, FbError>> {
-        let packages = self.packages()?;
-        if i >= packages.len() {
+        if i >= self.len {
             return None;
         }
-        let p = packages.get(i);
-        Some(package(p).map_err(|b| b.into_error(self.path.clone(), p.name())))
+        Some(self.verified_package(i).and_then(|p| {
+            let decoded = package(p).map_err(|b| b.into_error(self.path.clone(), p.name()))?;
+            if let Some(Err(e)) = self.checked_blob(i) {
+                return Err(e);
+            }
+            Ok(decoded)
+        }))
     }
 
-    /// Every package and the global vars (packages decoded in parallel).
+    /// Every package and the global vars (packages verified and decoded in
+    /// parallel).
     pub fn decode(&self) -> Result<RepositoryIndex, FbError> {
-        let packages = (0..self.len())
+        let packages = (0..self.len)
             .into_par_iter()
             .with_min_len(64)
             .map(|i| {
@@ -251,19 +581,46 @@ impl IndexFile {
         })
     }
 
-    /// The semantic checks of [`IndexFile::decode`] (what would make SPK
-    /// panic or misread), without decoding: for bytes about to be
-    /// installed. Packages are checked in parallel.
+    /// The checks of [`IndexFile::decode`] (verification, what would make
+    /// SPK panic or misread, the crc32 of our blobs), without decoding.
+    /// Packages are checked in parallel.
     pub fn check(&self) -> Result<(), FbError> {
-        (0..self.len())
+        (0..self.len)
             .into_par_iter()
             .with_min_len(64)
             .try_for_each(|i| {
-                let Some(packages) = self.packages() else {
-                    return Ok(());
-                };
-                let p = packages.get(i);
-                check_package(p).map_err(|b| b.into_error(self.path.clone(), p.name()))
+                let p = self.verified_package(i)?;
+                check_package(p).map_err(|b| b.into_error(self.path.clone(), p.name()))?;
+                match self.checked_blob(i) {
+                    Some(Err(e)) => Err(e),
+                    _ => Ok(()),
+                }
+            })
+    }
+
+    /// For a file this tool just wrote, before it is installed: what
+    /// [`IndexFile::open`] checked, the directory present, and every blob
+    /// where the directory says with the crc32 it was written with, checked
+    /// in parallel (a torn or damaged write). Each blob was verified when it
+    /// was made (see the module docs); a file of [`FULL_VERIFY_FROM`] or more
+    /// was also verified whole when opened.
+    pub fn check_written(&self) -> Result<(), FbError> {
+        if self.directory.is_none() && self.len > 0 {
+            return Err(FbError::Layout {
+                path: self.path.clone(),
+                problem: format!(
+                    "its blob directory ({}) is missing or does not match its {} packages",
+                    String::from_utf8_lossy(DIRECTORY_MAGIC),
+                    self.len
+                ),
+            });
+        }
+        (0..self.len)
+            .into_par_iter()
+            .with_min_len(16)
+            .try_for_each(|i| match self.checked_blob(i) {
+                Some(r) => r.map(drop),
+                None => unreachable!("the directory has an entry per package"),
             })
     }
 
@@ -271,7 +628,17 @@ impl IndexFile {
     /// and of duplicate names the values of all are kept.
     pub fn global_vars(&self) -> GlobalVars {
         let mut vars = GlobalVars::new();
-        for g in self.root().global_vars().iter().flatten() {
+        let Some(slot) = self.globals_slot else {
+            return vars;
+        };
+        let globals = match flatbuffers::root_with_opts::<GlobalVarsVector<'_>>(
+            &verifier_options(),
+            &self.bytes[slot..],
+        ) {
+            Ok(g) => g,
+            Err(e) => unreachable!("the global vars passed this verification when opened: {e}"),
+        };
+        for g in globals.iter() {
             if let Some(values) = g.values() {
                 vars.entry(g.name().to_string())
                     .or_default()
@@ -282,35 +649,25 @@ impl IndexFile {
     }
 
     /// The bytes of the `i`-th package, if this file was written by us (it
-    /// has the blob directory) and they check out: as a self-contained
-    /// buffer (FlatBuffers verification of the blob alone) and as data SPK
-    /// can use (the decoder's semantic checks, without decoding). `None`
-    /// means: decode it (which reports what is wrong, if anything) and
-    /// encode it again.
+    /// has the blob directory), the packages vector points at them and they
+    /// have the crc32 recorded when they were written: then they are, byte
+    /// for byte, a blob that was verified when it was encoded (see the
+    /// module docs), and are not verified again. `None` means: decode it
+    /// (which reports what is wrong, if anything) and encode it again.
     pub fn raw_package(&self, i: usize) -> Option<RawPackage<'_>> {
-        let &(start, end) = self.directory.as_ref()?.get(i)?;
-        let bytes = &self.bytes[start..end];
-        // The blob on its own must be a valid buffer: then everything its
-        // package refers to lies inside it, and it can be moved.
-        match flatbuffers::root_with_opts::<fbs::PackageIndex<'_>>(&verifier_options(), bytes) {
-            Ok(p) => match check_package(p) {
-                Ok(()) => Some(RawPackage {
-                    name: p.name(),
-                    bytes,
-                }),
-                Err(b) => {
-                    let e = b.into_error(self.path.clone(), p.name());
-                    tracing::warn!("{e}; the package will not be copied as it is");
-                    None
-                }
-            },
+        let checked = self
+            .checked_blob(i)?
+            .and_then(|b| Ok((b, self.name_at(i)?)));
+        match checked {
+            Ok(((bytes, crc), name)) => Some(RawPackage {
+                name,
+                bytes,
+                crc,
+                file: self.path.as_deref(),
+                index: i,
+            }),
             Err(e) => {
-                tracing::warn!(
-                    path = ?self.path,
-                    package = i,
-                    error = %e,
-                    "package bytes of the index do not stand alone; it will be re-encoded"
-                );
+                tracing::warn!("{e}; the package will not be copied as it is");
                 None
             }
         }
@@ -320,7 +677,7 @@ impl IndexFile {
 impl IndexFile {
     /// [`IndexFile::raw_package`] of every package, checked in parallel.
     pub fn raw_packages(&self) -> Vec<Option<RawPackage<'_>>> {
-        (0..self.len())
+        (0..self.len)
             .into_par_iter()
             .with_min_len(64)
             .map(|i| self.raw_package(i))
@@ -330,7 +687,7 @@ impl IndexFile {
 
 /// [`crate::fb::verify`], then the semantic checks of
 /// [`IndexFile::decode`] (what would make SPK panic or misread), without
-/// decoding or copying: for bytes about to be installed.
+/// decoding or copying.
 pub fn check(bytes: &[u8]) -> Result<(), FbError> {
     let root = verify_at(bytes, None)?;
     let Some(packages) = root.packages() else {
@@ -345,32 +702,27 @@ pub fn check(bytes: &[u8]) -> Result<(), FbError> {
         })
 }
 
-/// The blob directory after the packages vector of a file we wrote, checked
-/// against the vector itself; `None` when absent (SPK's files) or not
-/// consistent.
-fn read_directory(bytes: &[u8], root: fbs::RepositoryIndex<'_>) -> Option<Vec<(usize, usize)>> {
-    let packages = root.packages()?;
-    let n = packages.len();
-    // The vector's elements start right after its length.
-    let elements = packages.bytes().as_ptr() as usize - bytes.as_ptr() as usize;
-    let dir = (elements + 4 * n).div_ceil(8) * 8;
-    let u32_at = |at: usize| -> Option<usize> {
-        let b = bytes.get(at..at + 4)?;
-        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-    };
-    if bytes.get(dir..dir + 8)? != DIRECTORY_MAGIC || u32_at(dir + 8)? != n {
+/// The blob directory after the packages vector of a file we wrote: its
+/// shape only (entries in order, 8-aligned, inside the file, not
+/// overlapping each other or the directory); each blob is checked when it
+/// is used ([`IndexFile::raw_package`]). `None` when absent (SPK's files,
+/// or our older `SPKTBLB1` ones) or not consistent.
+fn read_directory(bytes: &[u8], elements: usize, n: usize) -> Option<Vec<Entry>> {
+    if n == 0 {
         return None;
     }
-    let mut ranges = Vec::with_capacity(n);
-    let mut floor = dir + 16 + 8 * n;
+    let dir = (elements + 4 * n).div_ceil(8) * 8;
+    if bytes.get(dir..dir + 8)? != DIRECTORY_MAGIC || u32_at(bytes, dir + 8)? != n {
+        return None;
+    }
+    let table = dir + DIRECTORY_HEADER;
+    let mut entries = Vec::with_capacity(n);
+    let mut floor = table.checked_add(DIRECTORY_ENTRY.checked_mul(n)?)?;
     for i in 0..n {
-        let (start, end) = (u32_at(dir + 16 + 8 * i)?, u32_at(dir + 20 + 8 * i)?);
-        let ok = start >= floor
-            && start % 8 == 0
-            && end > start + 4
-            && end <= bytes.len()
-            && start + blob_root(&bytes[start..end]) == packages.get(i)._tab.loc()
-            && start + blob_root(&bytes[start..end]) < end;
+        let at = table + DIRECTORY_ENTRY * i;
+        let (start, end) = (u32_at(bytes, at)?, u32_at(bytes, at + 4)?);
+        let crc = u32_at(bytes, at + 8)? as u32;
+        let ok = start >= floor && start % 8 == 0 && end > start + 4 && end <= bytes.len();
         if !ok {
             tracing::debug!(
                 package = i,
@@ -380,22 +732,22 @@ fn read_directory(bytes: &[u8], root: fbs::RepositoryIndex<'_>) -> Option<Vec<(u
             );
             return None;
         }
-        ranges.push((start, end));
+        entries.push(Entry { start, end, crc });
         floor = end;
     }
-    Some(ranges)
+    Some(entries)
 }
 
 // ---- tables → model --------------------------------------------------------
 
 /// A semantic problem, with where it is (innermost first).
-struct Bad {
+pub(super) struct Bad {
     at: Vec<String>,
     problem: String,
 }
 
 impl Bad {
-    fn into_error(mut self, path: Option<PathBuf>, package: &str) -> FbError {
+    pub(super) fn into_error(mut self, path: Option<PathBuf>, package: &str) -> FbError {
         self.at.push(format!("package {package}"));
         self.at.reverse();
         FbError::Semantics {
@@ -858,7 +1210,7 @@ fn each<'a, T: flatbuffers::Follow<'a> + 'a>(
     Ok(())
 }
 
-fn check_package(p: fbs::PackageIndex<'_>) -> R<()> {
+pub(super) fn check_package(p: fbs::PackageIndex<'_>) -> R<()> {
     for v in p.versions().iter().flatten() {
         check_version_index(v).at(|| format!("version {}", version_label(v.version())))?;
     }

@@ -4,9 +4,9 @@
 use flatbuffers::{FlatBufferBuilder, ForwardsUOffset, UnionWIPOffset, Vector, WIPOffset};
 use rayon::prelude::*;
 
-use super::decode::RawPackage;
+use super::decode::{check_package, RawPackage};
 use super::generated as fbs;
-use super::DIRECTORY_MAGIC;
+use super::{verifier_options, FbError, IndexCounts, DIRECTORY_MAGIC};
 use crate::indexed::{
     BuildId, BuildIndex, CompatRule, Component, ComponentEmbedded, ComponentSpec, EmbeddedParent,
     EmbeddedSpec, FilterRule, GlobalVars, InclusionPolicy, Inheritance, Opt, OptionValue,
@@ -21,12 +21,23 @@ type TableVec<'a, T> = WIPOffset<Vector<'a, ForwardsUOffset<T>>>;
 /// builder uses for this schema (4), so blobs keep their inner alignment.
 const BLOB_ALIGN: usize = 8;
 
+/// One directory entry: `start`, `end`, `crc32`, each a u32.
+pub(super) const DIRECTORY_ENTRY: usize = 12;
+/// The directory's header: magic, count, reserved.
+pub(super) const DIRECTORY_HEADER: usize = 16;
+
 /// One package, encoded: a finished FlatBuffers buffer whose root is its
-/// `PackageIndex` table.
+/// `PackageIndex` table. Made only by [`encode_package`] (or [`assemble`]
+/// of a fresh package), which verifies it standalone; one that failed is
+/// refused by [`assemble`] ([`EncodedPackage::verified`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedPackage {
     name: String,
     bytes: Vec<u8>,
+    crc: u32,
+    counts: IndexCounts,
+    /// Why the blob did not verify, if it did not.
+    failure: Option<String>,
 }
 
 impl EncodedPackage {
@@ -36,75 +47,149 @@ impl EncodedPackage {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+    /// Whether the blob passed verification when it was encoded.
+    pub fn verified(&self) -> Result<(), FbError> {
+        match &self.failure {
+            None => Ok(()),
+            Some(problem) => Err(FbError::Encode {
+                package: self.name.clone(),
+                problem: problem.clone(),
+            }),
+        }
+    }
 }
 
 /// One package of a file being assembled.
 #[derive(Debug, Clone)]
 pub enum PackagePart<'a> {
-    /// From the model: encoded by [`assemble`] (in parallel with the others).
+    /// From the model: encoded and verified by [`assemble`] (in parallel
+    /// with the others).
     Fresh(PackageIndex),
-    /// Already encoded by [`encode_package`].
+    /// Already encoded (and verified) by [`encode_package`].
     Encoded(EncodedPackage),
     /// The bytes of a package in a file we wrote, copied verbatim
-    /// ([`crate::fb::IndexFile::raw_package`]).
+    /// ([`crate::fb::IndexFile::raw_package`]: their crc32 matched).
     Raw(RawPackage<'a>),
 }
 
-impl PackagePart<'_> {
+/// A part ready to be placed: its bytes, their crc32, its counts.
+enum Ready<'a> {
+    Encoded(EncodedPackage),
+    Raw(RawPackage<'a>, IndexCounts),
+}
+
+impl Ready<'_> {
     fn name(&self) -> &str {
         match self {
-            PackagePart::Fresh(p) => &p.name,
-            PackagePart::Encoded(e) => &e.name,
-            PackagePart::Raw(r) => r.name(),
+            Ready::Encoded(e) => &e.name,
+            Ready::Raw(r, _) => r.name(),
+        }
+    }
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Ready::Encoded(e) => &e.bytes,
+            Ready::Raw(r, _) => r.bytes(),
+        }
+    }
+    fn crc(&self) -> u32 {
+        match self {
+            Ready::Encoded(e) => e.crc,
+            Ready::Raw(r, _) => r.crc(),
+        }
+    }
+    fn counts(&self) -> IndexCounts {
+        match self {
+            Ready::Encoded(e) => e.counts,
+            Ready::Raw(_, c) => *c,
         }
     }
 }
 
-/// The whole index file for `index`.
-pub fn encode(index: &RepositoryIndex) -> Vec<u8> {
-    let encoded: Vec<PackagePart<'_>> = index
-        .packages
-        .par_iter()
-        .map_init(
-            || FlatBufferBuilder::with_capacity(16 * 1024),
-            |fbb, p| PackagePart::Encoded(encode_with(fbb, p)),
-        )
-        .collect();
-    assemble(encoded, &index.global_vars)
+/// An assembled index file and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assembled {
+    pub bytes: Vec<u8>,
+    /// Counted from the parts: fresh ones from the model, copied ones from
+    /// their bytes.
+    pub counts: IndexCounts,
 }
 
-/// One package as a self-contained blob, for [`PackagePart::Encoded`].
+/// The whole index file for `index`.
+///
+/// # Panics
+/// If a package's bytes do not verify (see [`assemble`], which returns the
+/// error instead): a bug in the encoder, or a model no parser makes. For
+/// tests and tools; index generation uses [`assemble`].
+pub fn encode(index: &RepositoryIndex) -> Vec<u8> {
+    let fresh = index.packages.iter().cloned().map(PackagePart::Fresh);
+    match assemble(fresh.collect(), &index.global_vars) {
+        Ok(a) => a.bytes,
+        Err(e) => panic!("encode: {e}"),
+    }
+}
+
+/// One package as a self-contained blob, verified, for
+/// [`PackagePart::Encoded`] (a blob that failed verification says so in
+/// [`EncodedPackage::verified`], and [`assemble`] refuses it).
 pub fn encode_package(package: &PackageIndex) -> EncodedPackage {
     encode_with(&mut FlatBufferBuilder::with_capacity(16 * 1024), package)
 }
 
+/// Encodes `package` and verifies the blob standalone, as SPK would verify
+/// it (FlatBuffers verification with SPK's options, then the decoder's
+/// semantic checks): the one verification a package gets on its way into
+/// a file (see the module docs).
 fn encode_with(fbb: &mut Fbb<'_>, package: &PackageIndex) -> EncodedPackage {
     fbb.reset();
     let root = package_index(fbb, package);
     fbb.finish_minimal(root);
+    let bytes = fbb.finished_data().to_vec();
+    let failure =
+        match flatbuffers::root_with_opts::<fbs::PackageIndex<'_>>(&verifier_options(), &bytes) {
+            Ok(table) => check_package(table)
+                .err()
+                .map(|b| b.into_error(None, &package.name).to_string()),
+            Err(e) => Some(super::one_line(&e)),
+        };
     EncodedPackage {
         name: package.name.clone(),
-        bytes: fbb.finished_data().to_vec(),
+        crc: crc32fast::hash(&bytes),
+        counts: IndexCounts::of(package),
+        bytes,
+        failure,
     }
 }
 
 /// The whole index file from its packages (any mix of fresh, encoded and
-/// copied ones; sorted here by name) and global vars.
+/// copied ones; sorted here by name) and global vars, with its counts.
+///
+/// Fresh packages are encoded and verified in parallel; a package that
+/// does not verify is an error ([`FbError::Encode`]) and nothing is made.
+/// Copied packages are counted from their bytes (a bounds-checked walk of
+/// their versions and builds; [`FbError::Damaged`] if that fails, which
+/// their matching crc32 makes all but impossible).
 ///
 /// Names must be unique; a duplicate would make SPK's binary search return
 /// either entry, so only the last part given for a name is kept (with a
 /// warning).
-pub fn assemble(parts: Vec<PackagePart<'_>>, global_vars: &GlobalVars) -> Vec<u8> {
-    let mut blobs: Vec<PackagePart<'_>> = parts
+pub fn assemble(
+    parts: Vec<PackagePart<'_>>,
+    global_vars: &GlobalVars,
+) -> Result<Assembled, FbError> {
+    let mut blobs: Vec<Ready<'_>> = parts
         .into_par_iter()
         .map_init(
             || FlatBufferBuilder::with_capacity(16 * 1024),
             |fbb, part| match part {
-                PackagePart::Fresh(p) => PackagePart::Encoded(encode_with(fbb, &p)),
-                other => other,
+                PackagePart::Fresh(p) => {
+                    let e = encode_with(fbb, &p);
+                    e.verified().map(|()| Ready::Encoded(e))
+                }
+                PackagePart::Encoded(e) => e.verified().map(|()| Ready::Encoded(e)),
+                PackagePart::Raw(r) => r.counts().map(|c| Ready::Raw(r, c)),
             },
         )
-        .collect();
+        .collect::<Result<_, _>>()?;
     // Stable: among equal names the later part stays last.
     blobs.sort_by(|a, b| a.name().as_bytes().cmp(b.name().as_bytes()));
     let before = blobs.len();
@@ -115,21 +200,20 @@ pub fn assemble(parts: Vec<PackagePart<'_>>, global_vars: &GlobalVars) -> Vec<u8
             "index assembled from parts with duplicate package names; kept the last of each"
         );
     }
-    let bytes: Vec<&[u8]> = blobs
-        .iter()
-        .map(|b| match b {
-            PackagePart::Encoded(e) => e.bytes.as_slice(),
-            PackagePart::Raw(r) => r.bytes(),
-            // Encoded above.
-            PackagePart::Fresh(_) => unreachable!("fresh parts are encoded before assembly"),
-        })
-        .collect();
-    let globals = encode_global_vars(global_vars);
-    layout(&bytes, globals.as_deref())
+    let mut counts = IndexCounts::default();
+    for b in &blobs {
+        counts.add(b.counts());
+    }
+    let placed: Vec<(&[u8], u32)> = blobs.iter().map(|b| (b.bytes(), b.crc())).collect();
+    let globals = encode_global_vars(global_vars)?;
+    Ok(Assembled {
+        bytes: layout(&placed, globals.as_deref()),
+        counts,
+    })
 }
 
-fn dedup_keep_last(blobs: &mut Vec<PackagePart<'_>>) {
-    let mut out: Vec<PackagePart<'_>> = Vec::with_capacity(blobs.len());
+fn dedup_keep_last(blobs: &mut Vec<Ready<'_>>) {
+    let mut out: Vec<Ready<'_>> = Vec::with_capacity(blobs.len());
     for b in blobs.drain(..) {
         match out.last_mut() {
             Some(last) if last.name() == b.name() => *last = b,
@@ -140,8 +224,9 @@ fn dedup_keep_last(blobs: &mut Vec<PackagePart<'_>>) {
 }
 
 /// The global vars as a blob whose root is the `[GlobalVar]` vector; `None`
-/// when there are none (the field is then left out).
-fn encode_global_vars(vars: &GlobalVars) -> Option<Vec<u8>> {
+/// when there are none (the field is then left out). Verified like a
+/// package blob.
+fn encode_global_vars(vars: &GlobalVars) -> Result<Option<Vec<u8>>, FbError> {
     let mut fbb = FlatBufferBuilder::with_capacity(4096);
     let mut offsets = Vec::with_capacity(vars.len());
     for (name, values) in vars {
@@ -161,11 +246,20 @@ fn encode_global_vars(vars: &GlobalVars) -> Option<Vec<u8>> {
         ));
     }
     if offsets.is_empty() {
-        return None;
+        return Ok(None);
     }
     let vector = fbb.create_vector(&offsets);
     fbb.finish_minimal(vector);
-    Some(fbb.finished_data().to_vec())
+    let bytes = fbb.finished_data().to_vec();
+    flatbuffers::root_with_opts::<Vector<'_, ForwardsUOffset<fbs::GlobalVar<'_>>>>(
+        &verifier_options(),
+        &bytes,
+    )
+    .map_err(|e| FbError::Encode {
+        package: "(the global vars)".into(),
+        problem: super::one_line(&e),
+    })?;
+    Ok(Some(bytes))
 }
 
 fn align_up(n: usize, a: usize) -> usize {
@@ -195,8 +289,9 @@ fn off32(n: usize) -> u32 {
 }
 
 /// Puts the file together: header (root offset, root vtable and table, the
-/// packages vector), directory, global vars blob, package blobs.
-fn layout(packages: &[&[u8]], globals: Option<&[u8]>) -> Vec<u8> {
+/// packages vector), directory, global vars blob, package blobs (each with
+/// the crc32 of its bytes).
+fn layout(packages: &[(&[u8], u32)], globals: Option<&[u8]>) -> Vec<u8> {
     let n = packages.len();
     let has_pkgs = n > 0;
     let has_globals = globals.is_some();
@@ -226,7 +321,7 @@ fn layout(packages: &[&[u8]], globals: Option<&[u8]>) -> Vec<u8> {
     // Directory, then the blobs.
     let dir_pos = align_up(header_end, BLOB_ALIGN);
     let dir_end = if has_pkgs {
-        dir_pos + 16 + 8 * n
+        dir_pos + DIRECTORY_HEADER + DIRECTORY_ENTRY * n
     } else {
         dir_pos
     };
@@ -236,7 +331,7 @@ fn layout(packages: &[&[u8]], globals: Option<&[u8]>) -> Vec<u8> {
         cursor = align_up(cursor + g.len(), BLOB_ALIGN);
     }
     let mut starts = Vec::with_capacity(n);
-    for p in packages {
+    for (p, _) in packages {
         starts.push(cursor);
         cursor = align_up(cursor + p.len(), BLOB_ALIGN);
     }
@@ -260,12 +355,13 @@ fn layout(packages: &[&[u8]], globals: Option<&[u8]>) -> Vec<u8> {
         put_u32(&mut out, vec_pos, off32(n));
         out[dir_pos..dir_pos + 8].copy_from_slice(DIRECTORY_MAGIC);
         put_u32(&mut out, dir_pos + 8, off32(n));
-        for (i, (p, &start)) in packages.iter().zip(&starts).enumerate() {
+        for (i, (&(p, crc), &start)) in packages.iter().zip(&starts).enumerate() {
             let slot = vec_pos + 4 + 4 * i;
             put_u32(&mut out, slot, off32(start + blob_root(p) - slot));
-            let d = dir_pos + 16 + 8 * i;
+            let d = dir_pos + DIRECTORY_HEADER + DIRECTORY_ENTRY * i;
             put_u32(&mut out, d, off32(start));
             put_u32(&mut out, d + 4, off32(start + p.len()));
+            put_u32(&mut out, d + 8, crc);
         }
     }
     if let Some(g) = globals {
@@ -280,7 +376,7 @@ fn layout(packages: &[&[u8]], globals: Option<&[u8]>) -> Vec<u8> {
     let mut rest: &mut [u8] = &mut out[..];
     let mut consumed = 0;
     let mut chunks: Vec<(&mut [u8], &[u8])> = Vec::with_capacity(n);
-    for (p, &start) in packages.iter().zip(&starts) {
+    for (&(p, _), &start) in packages.iter().zip(&starts) {
         let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - consumed);
         let (dst, tail) = tail.split_at_mut(p.len());
         chunks.push((dst, p));

@@ -20,7 +20,8 @@
 //!        is left out, as SPK does: its default is 1)
 //!        packages vector: n uoffsets, one per package blob
 //! D      (8-aligned, referenced by nothing) directory:
-//!        "SPKTBLB1", n: u32, 0: u32, then n × (start: u32, end: u32)
+//!        "SPKTBLB2", n: u32, 0: u32 (reserved),
+//!        then n × (start: u32, end: u32, crc32 of the blob's bytes: u32)
 //!        global vars: a blob of its own
 //!        package blobs, each at an 8-aligned position, sorted by name
 //! ```
@@ -40,7 +41,65 @@
 //!
 //! The directory is how a later update finds the blobs of a file *we*
 //! wrote; FlatBuffers readers (SPK, flatc) never look at bytes nothing
-//! points to. A file without it (SPK's own) is simply decoded and re-encoded.
+//! points to. A file without it (SPK's own, or one written with the first
+//! directory format `SPKTBLB1`, which had no checksums) is simply decoded
+//! and re-encoded.
+//!
+//! # Verification: each blob once, when it is made
+//!
+//! SPK verifies a whole index before it reads any of it; at 100,000 builds
+//! that is half a second of CPU, which an `ls` of one package or an update
+//! of one package cannot afford three times over. What we verify instead,
+//! and why it is enough:
+//!
+//! - **Writing.** Every package blob is verified standalone when it is
+//!   encoded ([`encode_package`], [`assemble`] of a fresh package, in
+//!   parallel as part of encoding): FlatBuffers verification with SPK's
+//!   options, and the semantic checks of the decoder (what would make SPK
+//!   panic or misread). A failure is [`FbError::Encode`], and nothing is
+//!   written: an encoder bug cannot reach an installed index. The blob's
+//!   crc32 is recorded in the directory. A package copied from the old file
+//!   ([`PackagePart::Raw`]) is copied only if its bytes still have the crc32
+//!   recorded when it was written, so it is, byte for byte, a blob that was
+//!   verified when it was made; it is not verified again.
+//! - **Why the blobs' verification covers the file.** A blob that verifies
+//!   standalone verifies the same inside the file: all its offsets are
+//!   relative and stay inside the blob, and it sits at an 8-aligned position,
+//!   so every alignment is kept. The rest of the file (root table, packages
+//!   vector, directory, global vars) is checked when the file is read back
+//!   before it is installed, and the packages vector must point at each
+//!   blob's root. What per-blob verification cannot see are FlatBuffers'
+//!   global limits: 2 GiB of apparent size, 100 million tables (SPK's
+//!   limit), depth 64. None can be exceeded by a file of ours under
+//!   [`FULL_VERIFY_FROM`] (256 MiB): a table takes at least 4 bytes, our
+//!   blobs share no tables, so the apparent size is at most a small multiple
+//!   of the bytes, and the schema is not recursive (its deepest path, root
+//!   table included, is 11 tables). Files of 256 MiB or more are verified
+//!   whole, as SPK does, when opened and before they are installed.
+//! - **Installing** (`generate::install`): the written file is read back
+//!   from disk and opened as below, the directory must be there, and every
+//!   blob's crc32 must match (about 10 ms for 100 MB), which catches a torn
+//!   or damaged write.
+//! - **Reading** ([`IndexFile::open`], used by `ls`, `show` and an update's
+//!   old file): only the root table, the packages vector's bounds, the
+//!   global vars (deeply: they are small), the schema version and the
+//!   directory's shape are verified up front. Each package is verified when
+//!   it is first used, and only as far as it is read: a package's name (its
+//!   table and name string) before a binary search compares it, the whole
+//!   package (FlatBuffers verification with SPK's options, then the semantic
+//!   checks) before it is decoded. A damaged package is then an error about
+//!   that package, and the others still read. [`IndexFile::open_verified`]
+//!   verifies everything up front, as before.
+//!
+//! Nothing here reads unverified bytes through the generated accessors:
+//! there is no `root_unchecked`. A package is read through
+//! `flatbuffers::root_with_opts` of the bytes from its packages-vector
+//! element on (the element's uoffset is read as a root offset), which
+//! verifies it; names, positions and counts are read through the
+//! FlatBuffers `Verifier`'s own bounds-checked getters. The crc32 detects
+//! accidental damage, not forgery: a file crafted to match its checksums can
+//! at worst make an update copy blobs that SPK's own verification then
+//! refuses, never make this process read out of bounds.
 //!
 //! # Rules the encoder follows (SPK's reader depends on them)
 //! - packages sorted byte-wise by name (binary search), no empty vectors,
@@ -82,13 +141,49 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use decode::{check, IndexFile, RawPackage};
-pub use encode::{assemble, encode, encode_package, EncodedPackage, PackagePart};
+pub use encode::{assemble, encode, encode_package, Assembled, EncodedPackage, PackagePart};
 
 /// The schema version SPK 0.44.0 reads (`index_v1.fb`).
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The 8 bytes that start the blob directory of a file we wrote.
-pub const DIRECTORY_MAGIC: &[u8; 8] = b"SPKTBLB1";
+/// The 8 bytes that start the blob directory of a file we wrote (the `2`:
+/// entries carry a crc32; `SPKTBLB1` directories had none and are ignored).
+pub const DIRECTORY_MAGIC: &[u8; 8] = b"SPKTBLB2";
+
+/// Files this large or larger are verified whole, as SPK does, when opened
+/// and before they are installed: below it, FlatBuffers' global limits
+/// cannot be reached (see the module docs), so verifying each package on
+/// its own is the same verification.
+pub const FULL_VERIFY_FROM: usize = 256 << 20;
+
+/// Packages, versions, builds and deprecated builds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexCounts {
+    pub packages: u64,
+    pub versions: u64,
+    pub builds: u64,
+    pub deprecated: u64,
+}
+
+impl IndexCounts {
+    /// The counts of one package of the model.
+    pub fn of(p: &crate::indexed::PackageIndex) -> IndexCounts {
+        let builds = p.versions.iter().flat_map(|v| &v.builds);
+        IndexCounts {
+            packages: 1,
+            versions: p.versions.len() as u64,
+            builds: builds.clone().count() as u64,
+            deprecated: builds.filter(|b| b.deprecated).count() as u64,
+        }
+    }
+
+    pub fn add(&mut self, o: IndexCounts) {
+        self.packages += o.packages;
+        self.versions += o.versions;
+        self.builds += o.builds;
+        self.deprecated += o.deprecated;
+    }
+}
 
 /// SPK's verifier options: the crate defaults, but 100 million tables
 /// (SPK raises the limit of 1 million, too small for real indexes).
@@ -140,6 +235,46 @@ pub enum FbError {
         at: String,
         problem: String,
     },
+    /// One package failed the FlatBuffers verification it gets when it is
+    /// first read (the rest of the file may be fine).
+    #[error(
+        "{} is not a valid SPK index (FlatBuffers verification of package #{index}{} failed: {}); {REGENERATE}",
+        Where(.path), Named(.name), one_line(.source)
+    )]
+    Package {
+        path: Option<PathBuf>,
+        /// Position in the packages vector.
+        index: usize,
+        /// The package's name, when that much of it could be read.
+        name: Option<String>,
+        #[source]
+        source: Box<flatbuffers::InvalidFlatbuffer>,
+    },
+    /// A package blob of a file we wrote is not what was written: its bytes
+    /// do not match the crc32 recorded with them, or the packages vector
+    /// does not point at it.
+    #[error(
+        "{} is damaged: package #{index}{} {problem}; {REGENERATE}",
+        Where(.path), Named(.name)
+    )]
+    Damaged {
+        path: Option<PathBuf>,
+        index: usize,
+        name: Option<String>,
+        problem: String,
+    },
+    /// A file just written lacks what this tool always writes.
+    #[error("{} does not have the layout this tool writes: {problem}", Where(.path))]
+    Layout {
+        path: Option<PathBuf>,
+        problem: String,
+    },
+    /// A freshly encoded package did not verify: a bug in this encoder (or
+    /// in what produced the model). Nothing is written.
+    #[error(
+        "encoding package {package} made bytes that do not pass verification ({problem}); this is a bug in spk-repo's encoder, and nothing was written"
+    )]
+    Encode { package: String, problem: String },
 }
 
 const REGENERATE: &str = "regenerate it with `spk repo index --repo <repository>`";
@@ -152,7 +287,11 @@ impl FbError {
             FbError::Empty { path }
             | FbError::Verify { path, .. }
             | FbError::SchemaVersion { path, .. }
-            | FbError::Semantics { path, .. } => path.as_deref(),
+            | FbError::Semantics { path, .. }
+            | FbError::Package { path, .. }
+            | FbError::Damaged { path, .. }
+            | FbError::Layout { path, .. } => path.as_deref(),
+            FbError::Encode { .. } => None,
         }
     }
 }
@@ -165,6 +304,18 @@ impl fmt::Display for Where<'_> {
         match self.0 {
             Some(p) => write!(f, "the SPK index {}", p.display()),
             None => f.write_str("the index bytes (not from a file)"),
+        }
+    }
+}
+
+/// ` (name)`, or nothing when the name is not known.
+struct Named<'a>(&'a Option<String>);
+
+impl fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, " ({n})"),
+            None => Ok(()),
         }
     }
 }

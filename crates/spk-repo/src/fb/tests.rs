@@ -565,7 +565,7 @@ fn assemble_mixes_raw_copies_and_fresh_packages() {
         PackagePart::Fresh(new.packages[1].clone()),
         PackagePart::Raw(old_file.raw_package(0).unwrap()),
     ];
-    let assembled = assemble(parts, &new.global_vars);
+    let assembled = assemble(parts, &new.global_vars).unwrap().bytes;
     verify(&assembled).unwrap();
     let file = IndexFile::from_bytes(assembled).unwrap();
     let mut expected = new.clone();
@@ -587,7 +587,10 @@ fn assemble_mixes_raw_copies_and_fresh_packages() {
         .cloned()
         .map(PackagePart::Fresh)
         .collect();
-    assert_eq!(assemble(fresh, &new.global_vars), encode(&new));
+    assert_eq!(
+        assemble(fresh, &new.global_vars).unwrap().bytes,
+        encode(&new)
+    );
 }
 
 #[test]
@@ -604,7 +607,9 @@ fn duplicate_parts_keep_the_last() {
     let bytes = assemble(
         vec![first, PackagePart::Fresh(a.clone())],
         &GlobalVars::new(),
-    );
+    )
+    .unwrap()
+    .bytes;
     let file = IndexFile::from_bytes(bytes).unwrap();
     assert_eq!(file.len(), 1);
     assert_eq!(file.package("dup").unwrap().unwrap(), a);
@@ -1220,7 +1225,7 @@ fn large_index_timings() {
                 _ => PackagePart::Fresh(decoded.packages[i].clone()),
             })
             .collect();
-        updated = assemble(parts, &decoded.global_vars);
+        updated = assemble(parts, &decoded.global_vars).unwrap().bytes;
     });
     assert_eq!(updated.len(), bytes.len());
     if let Some(out) = std::env::var_os("SPK_FB_BENCH_OUT") {
