@@ -1289,6 +1289,7 @@ struct PkgOut {
     stubs: Vec<Stub>,
     vars: Vec<(String, String)>,
     skipped: Vec<String>,
+    skipped_deprecated: u64,
     builds: u64,
 }
 
@@ -1408,6 +1409,7 @@ fn gen_package(
         stubs: Vec::new(),
         vars: Vec::new(),
         skipped: Vec::new(),
+        skipped_deprecated: 0,
         builds: 0,
     };
     let mut files = 0u64;
@@ -1456,7 +1458,10 @@ fn gen_package(
                         out.vars.extend(b.vars);
                         vi.builds.push(t);
                     }
-                    None => out.skipped.push(format!("{name}/{folder}/{}", b.id)),
+                    None => {
+                        out.skipped.push(format!("{name}/{folder}/{}", b.id));
+                        out.skipped_deprecated += u64::from(b.truth.deprecated);
+                    }
                 }
                 // A stub is a build of its own (its components come from
                 // its spec): indexed even when its parent is skipped.
@@ -1500,7 +1505,11 @@ struct Counts {
     builds: u64,
     /// Builds in the index.
     indexed_builds: u64,
+    /// Deprecated builds with a spec, as SPK's `repo index` summary counts
+    /// them (skipped ones included).
     deprecated: u64,
+    /// Deprecated builds in the index.
+    indexed_deprecated: u64,
     embed_stubs: u64,
     skipped: usize,
 }
@@ -1545,10 +1554,12 @@ pub fn generate(
     let mut skipped = Vec::new();
     let mut vars: Vec<(String, String)> = Vec::new();
     let mut total = 0u64;
+    let mut skipped_deprecated = 0u64;
     let mut stubs: BTreeMap<&str, BTreeMap<String, (V, Vec<BuildIndex>)>> = BTreeMap::new();
     let mut all_stubs: Vec<Stub> = Vec::new();
     for o in outs {
         total += o.builds;
+        skipped_deprecated += o.skipped_deprecated;
         skipped.extend(o.skipped);
         vars.extend(o.vars);
         index.packages.push(o.index);
@@ -1612,9 +1623,10 @@ pub fn generate(
         counts.versions += p.versions.len();
         for v in &p.versions {
             counts.indexed_builds += v.builds.len() as u64;
-            counts.deprecated += v.builds.iter().filter(|b| b.deprecated).count() as u64;
+            counts.indexed_deprecated += v.builds.iter().filter(|b| b.deprecated).count() as u64;
         }
     }
+    counts.deprecated = counts.indexed_deprecated + skipped_deprecated;
     let truth = Truth {
         seed,
         index: &index,
@@ -1681,4 +1693,140 @@ pub fn run(args: &[String]) -> Result<()> {
         out.join("truth.json").display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use spk_repo::spfs::{BuildName, SpfsRepo};
+
+    fn truth(dir: &Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_repository() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        generate(a.path(), 12, 3, 4, 9).unwrap();
+        generate(b.path(), 12, 3, 4, 9).unwrap();
+        generate(c.path(), 12, 3, 4, 10).unwrap();
+        assert_eq!(truth(a.path()), truth(b.path()));
+        assert_ne!(truth(a.path()), truth(c.path()));
+        let files = |d: &Path| {
+            let mut out = BTreeMap::new();
+            let mut stack = vec![d.to_path_buf()];
+            while let Some(p) = stack.pop() {
+                for e in std::fs::read_dir(&p).unwrap() {
+                    let e = e.unwrap();
+                    if e.file_type().unwrap().is_dir() {
+                        stack.push(e.path());
+                    } else {
+                        let rel = e.path().strip_prefix(d).unwrap().to_path_buf();
+                        out.insert(rel, std::fs::read(e.path()).unwrap());
+                    }
+                }
+            }
+            out
+        };
+        assert!(files(a.path()) == files(b.path()), "not byte-identical");
+        assert!(
+            generate(a.path(), 1, 1, 1, 1).is_err(),
+            "refuses a used directory"
+        );
+    }
+
+    #[test]
+    fn the_truth_covers_every_range_operator_and_the_special_cases() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), 30, 3, 4, 1).unwrap();
+        let t = truth(dir.path());
+        let text = t["index"].to_string();
+        for op in [
+            "Compat",
+            "DoubleEquals",
+            "DoubleNotEquals",
+            "Equals",
+            "GreaterThan",
+            "GreaterThanOrEqualTo",
+            "LessThan",
+            "LessThanOrEqualTo",
+            "LowestSpecified",
+            "NotEquals",
+            "Semver",
+            "Wildcard",
+        ] {
+            assert!(text.contains(&format!("\"op\":\"{op}\"")), "no {op}");
+        }
+        for needle in [
+            "\"required\":\"Binary\"",
+            "\"required\":\"API\"",
+            "\"pre\":[{\"name\":\"rc\"",
+            "\"post\":[{\"name\":\"r\"",
+            "\"embedded\":{\"build_str\"",
+            "\"build\":\"source\"",
+            "\"deprecated\":true",
+            "\"options\":[{",
+            "\"inclusion_policy\":\"IfAlreadyPresent\"",
+            "\"compat\":\"x.ab\"",
+        ] {
+            assert!(text.contains(needle), "no {needle}");
+        }
+        assert!(!t["skipped"].as_array().unwrap().is_empty());
+    }
+
+    /// Our own spfs reader lists back what the truth holds.
+    #[test]
+    fn the_repository_lists_back_as_the_truth() {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), 20, 3, 3, 4).unwrap();
+        let t = truth(dir.path());
+        let repo = SpfsRepo::open(dir.path()).unwrap();
+        let packages = t["index"]["packages"].as_array().unwrap();
+        let names: Vec<&str> = packages
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(repo.package_names().unwrap(), names);
+        let skipped: BTreeSet<&str> = t["skipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        let mut seen_skipped = 0;
+        for p in packages {
+            let name = p["name"].as_str().unwrap();
+            let folders = repo.versions(name).unwrap();
+            assert_eq!(
+                folders.len(),
+                p["versions"].as_array().unwrap().len(),
+                "{name}"
+            );
+            for f in &folders {
+                for b in repo.builds(name, &f.folder).unwrap() {
+                    let key = format!("{name}/{}/{b}", f.folder);
+                    match repo.components(name, &f.folder, &b) {
+                        Ok(c) => assert!(!c.is_empty()),
+                        Err(e) if e.is_embed_stub() => {
+                            assert!(matches!(BuildName::classify(&b), BuildName::EmbedStub(_)))
+                        }
+                        Err(e) if e.is_no_components() => {
+                            assert!(skipped.contains(key.as_str()), "{key}");
+                            seen_skipped += 1;
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                    let spec = repo.read_spec(name, &f.folder, &b).unwrap();
+                    assert!(spec.starts_with(b"api: v0/package\npkg: "));
+                }
+            }
+        }
+        assert_eq!(seen_skipped, skipped.len());
+    }
 }

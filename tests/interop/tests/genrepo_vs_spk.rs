@@ -207,21 +207,31 @@ fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
 
 #[test]
 fn spk_lists_indexes_and_agrees_with_the_truth() {
+    check(&[
+        "--packages",
+        "40",
+        "--versions",
+        "4",
+        "--builds",
+        "4",
+        "--seed",
+        "11",
+    ]);
+}
+
+/// The benchmark's repository (100,000 builds and their embed stubs):
+/// SPK takes minutes and gigabytes to index it, so only by hand:
+/// `cargo test -p spk-interop --test genrepo_vs_spk -- --ignored`.
+#[test]
+#[ignore]
+fn at_benchmark_scale() {
+    check(&["--packages", "5000", "--versions", "4", "--builds", "5"]);
+}
+
+fn check(args: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("origin");
-    let truth = generate(
-        &repo,
-        &[
-            "--packages",
-            "40",
-            "--versions",
-            "4",
-            "--builds",
-            "4",
-            "--seed",
-            "11",
-        ],
-    );
+    let truth = generate(&repo, args);
     let spk = Spk::new(&repo);
     let packages = truth["index"]["packages"].as_array().unwrap();
     let skipped: BTreeSet<String> = truth["skipped"]
