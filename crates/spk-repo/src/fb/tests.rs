@@ -1270,3 +1270,481 @@ fn reencode_file() {
     );
     std::fs::write(&output, bytes).unwrap();
 }
+
+// ---- blob checksums, lazy verification, install checks ----------------------
+
+/// The directory of a file we wrote: `(start, end, crc)` of each blob,
+/// read straight from the bytes.
+fn directory_entries(bytes: &[u8]) -> Vec<(usize, usize, u32)> {
+    let at = bytes
+        .windows(8)
+        .position(|w| w == DIRECTORY_MAGIC)
+        .expect("a directory");
+    let u32_at = |p: usize| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap());
+    let n = u32_at(at + 8) as usize;
+    (0..n)
+        .map(|i| {
+            let e = at + 16 + 12 * i;
+            (u32_at(e) as usize, u32_at(e + 4) as usize, u32_at(e + 8))
+        })
+        .collect()
+}
+
+/// Position of the `i`-th package's table in an index file (through the
+/// root table and the packages vector, read by hand).
+fn package_table(bytes: &[u8], i: usize) -> usize {
+    let u32_at = |p: usize| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) as usize;
+    let u16_at = |p: usize| u16::from_le_bytes(bytes[p..p + 2].try_into().unwrap()) as usize;
+    let root = u32_at(0);
+    let vtable = root - u32_at(root);
+    let slot = root + u16_at(vtable + 6);
+    let vector = slot + u32_at(slot);
+    let element = vector + 4 + 4 * i;
+    element + u32_at(element)
+}
+
+/// Position of a table's vtable and of its field `voffset` (which must be
+/// present).
+fn field_of(bytes: &[u8], table: usize, voffset: usize) -> (usize, usize) {
+    let soffset = i32::from_le_bytes(bytes[table..table + 4].try_into().unwrap());
+    let vtable = (table as i64 - soffset as i64) as usize;
+    let at = u16::from_le_bytes(
+        bytes[vtable + voffset..vtable + voffset + 2]
+            .try_into()
+            .unwrap(),
+    );
+    assert!(at > 0, "field {voffset} absent");
+    (vtable, table + at as usize)
+}
+
+#[test]
+fn the_directory_records_a_crc32_per_blob() {
+    let bytes = encode(&every_variant());
+    let entries = directory_entries(&bytes);
+    let file = IndexFile::from_bytes(bytes.clone()).unwrap();
+    assert_eq!(entries.len(), file.len());
+    for (i, &(start, end, crc)) in entries.iter().enumerate() {
+        assert_eq!(crc, crc32fast::hash(&bytes[start..end]), "blob {i}");
+        let raw = file.raw_package(i).unwrap();
+        assert_eq!(raw.crc(), crc);
+        assert_eq!(raw.bytes(), &bytes[start..end]);
+    }
+    file.check_written().unwrap();
+}
+
+#[test]
+fn first_format_directories_are_no_directory() {
+    let model = every_variant();
+    let mut bytes = encode(&model);
+    let at = bytes.windows(8).position(|w| w == DIRECTORY_MAGIC).unwrap();
+    bytes[at..at + 8].copy_from_slice(b"SPKTBLB1");
+    let file = IndexFile::from_bytes(bytes).unwrap();
+    assert!(!file.has_directory());
+    assert!(file.raw_package(0).is_none());
+    assert_eq!(file.decode().unwrap(), model);
+    // Not what this tool installs.
+    let err = file.check_written().unwrap_err();
+    assert!(matches!(err, FbError::Layout { .. }), "{err}");
+}
+
+#[test]
+fn a_damaged_blob_is_not_copied_and_reading_it_says_so() {
+    let model = every_variant();
+    let mut bytes = encode(&model);
+    let file = IndexFile::from_bytes(bytes.clone()).unwrap();
+    let i = file.position("my-tool").unwrap();
+    // A string byte inside my-tool's blob: still valid FlatBuffers, still
+    // data SPK can use, but not what was written.
+    let (start, end, _) = directory_entries(&bytes)[i];
+    let at = start
+        + bytes[start..end]
+            .windows(6)
+            .position(|w| w == b"x86_64")
+            .unwrap();
+    bytes[at + 5] = b'5';
+    let file = IndexFile::from_bytes(bytes).unwrap();
+    assert!(file.raw_package(i).is_none());
+    for j in (0..file.len()).filter(|&j| j != i) {
+        assert!(file.raw_package(j).is_some(), "package {j}");
+        assert_eq!(file.package_at(j).unwrap().unwrap(), model.packages[j]);
+    }
+    let err = file.package("my-tool").unwrap().unwrap_err();
+    assert!(matches!(err, FbError::Damaged { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("(my-tool)") && text.contains("crc32") && text.contains("spk repo index"),
+        "{text}"
+    );
+    assert_eq!(file.check().unwrap_err().to_string(), text);
+    assert_eq!(file.check_written().unwrap_err().to_string(), text);
+    // Still FlatBuffers SPK would read: only our checksum knows.
+    verify(file.bytes()).unwrap();
+}
+
+#[test]
+fn the_packages_vector_must_point_at_each_blob() {
+    let mut bytes = encode(&every_variant());
+    // Point package 0's element at package 1's table: every blob's bytes
+    // are intact, but blob 0 is no longer what the vector refers to.
+    let t1 = package_table(&bytes, 1);
+    let u32_at = |b: &[u8], p: usize| u32::from_le_bytes(b[p..p + 4].try_into().unwrap()) as usize;
+    let root = u32_at(&bytes, 0);
+    let vtable = root - u32_at(&bytes, root);
+    let slot =
+        root + u16::from_le_bytes(bytes[vtable + 6..vtable + 8].try_into().unwrap()) as usize;
+    let element0 = slot + u32_at(&bytes, slot) + 4;
+    bytes[element0..element0 + 4].copy_from_slice(&((t1 - element0) as u32).to_le_bytes());
+    let file = IndexFile::from_bytes(bytes).unwrap();
+    assert!(file.raw_package(0).is_none());
+    assert!(file.raw_package(1).is_some());
+    let err = file.check_written().unwrap_err();
+    assert!(
+        matches!(&err, FbError::Damaged { index: 0, .. }) && err.to_string().contains("directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn open_checks_the_root_and_reads_packages_lazily() {
+    let model = every_variant();
+    let mut bytes = encode(&model);
+    // my-tool's versions uoffset points far outside the file: its name
+    // still reads, the package does not verify.
+    let t = package_table(&bytes, 1);
+    let (_, versions) = field_of(&bytes, t, 6);
+    bytes[versions..versions + 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index_v1.fb");
+    std::fs::write(&path, &bytes).unwrap();
+
+    let file = IndexFile::open(&path).unwrap();
+    assert_eq!(file.len(), 3);
+    assert_eq!(
+        file.package_names(),
+        ["my-embedded", "my-tool", "no-versions"]
+    );
+    assert_eq!(file.global_vars(), model.global_vars);
+    let err = file.package("my-tool").unwrap().unwrap_err();
+    assert!(matches!(err, FbError::Package { index: 1, .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&path.display().to_string())
+            && text.contains("package #1 (my-tool)")
+            && text.contains("not a valid SPK index"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "{text}");
+    assert_eq!(
+        file.package("my-embedded").unwrap().unwrap(),
+        model.packages[0]
+    );
+    assert_eq!(
+        file.package("no-versions").unwrap().unwrap(),
+        model.packages[2]
+    );
+    assert!(file.decode().is_err());
+    assert!(file.raw_package(1).is_none());
+    // Verified up front, the same file does not open.
+    let err = IndexFile::open_verified(&path).unwrap_err();
+    assert!(matches!(err, FbError::Verify { .. }), "{err}");
+    // SPK refuses it whole.
+    assert!(verify(&bytes).is_err());
+}
+
+#[test]
+fn ls_of_a_package_with_a_damaged_table_names_the_file_and_others_still_list() {
+    use crate::listing::{list, From, Query};
+    let model = every_variant();
+    let mut bytes = encode(&model);
+    // my-tool's vtable claims an odd length: its table cannot be visited,
+    // so not even its name reads (it is the binary search's first probe).
+    let t = package_table(&bytes, 1);
+    let (vtable, _) = field_of(&bytes, t, 4);
+    bytes[vtable..vtable + 2].copy_from_slice(&0x7fffu16.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index_v1.fb");
+    std::fs::write(&path, &bytes).unwrap();
+    let file = IndexFile::open(&path).unwrap();
+    let query = |name: &str| Query {
+        name: Some(name.into()),
+        version: None,
+    };
+    let err = list(&From::Index(&file), &query("my-tool"), "file:///origin").unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&path.display().to_string())
+            && text.contains("package #1")
+            && text.contains("not a valid SPK index"),
+        "{text}"
+    );
+    for (i, name) in [(0, "my-embedded"), (2, "no-versions")] {
+        let (listing, _) = list(&From::Index(&file), &query(name), "file:///origin").unwrap();
+        assert_eq!(listing.packages[0].name, name);
+        assert_eq!(
+            listing.packages[0].versions.as_ref().unwrap().len(),
+            model.packages[i].versions.len()
+        );
+    }
+    // A package that is not there: the search cannot rule out the damaged
+    // one, and says so.
+    let err = file.package("absent").unwrap().unwrap_err();
+    assert!(matches!(err, FbError::Package { index: 1, .. }), "{err}");
+    assert_eq!(
+        file.package_names(),
+        ["my-embedded", decode::UNREADABLE_NAME, "no-versions"]
+    );
+    assert!(file.try_package_names().is_err());
+}
+
+/// An index written SPK's way: one builder for the whole file (shared
+/// vtables, packages anywhere below the vector), no directory.
+fn spk_style(names: &[&str]) -> Vec<u8> {
+    let mut fbb = FlatBufferBuilder::new();
+    let mut packages = Vec::new();
+    for name in names {
+        let build = build_with(&mut fbb, "ABCDEFGH", Some("x.a.b"), None, None);
+        let builds = fbb.create_vector(&[build]);
+        let version = good_version(&mut fbb, &[1, 0, 0]);
+        let vi = fbs::VersionIndex::create(
+            &mut fbb,
+            &fbs::VersionIndexArgs {
+                version: Some(version),
+                builds: Some(builds),
+            },
+        );
+        let versions = fbb.create_vector(&[vi]);
+        let name = fbb.create_string(name);
+        packages.push(fbs::PackageIndex::create(
+            &mut fbb,
+            &fbs::PackageIndexArgs {
+                name: Some(name),
+                versions: Some(versions),
+            },
+        ));
+    }
+    let packages = fbb.create_vector(&packages);
+    let root = fbs::RepositoryIndex::create(
+        &mut fbb,
+        &fbs::RepositoryIndexArgs {
+            index_schema_version: 1,
+            packages: Some(packages),
+            global_vars: None,
+        },
+    );
+    fbb.finish_minimal(root);
+    fbb.finished_data().to_vec()
+}
+
+#[test]
+fn spk_style_files_open_list_and_reencode() {
+    let names = ["alpha", "beta", "gamma", "zeta"];
+    let bytes = spk_style(&names);
+    verify(&bytes).unwrap();
+    let file = IndexFile::from_bytes(bytes).unwrap();
+    assert!(!file.has_directory());
+    assert_eq!(file.package_names(), names);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(file.position(name), Some(i));
+        assert_eq!(file.package(name).unwrap().unwrap().name, *name);
+        assert!(file.raw_package(i).is_none());
+    }
+    assert!(file.package("delta").is_none());
+    let model = file.decode().unwrap();
+    assert_eq!(model.packages.len(), 4);
+    // An update of such a file decodes and re-encodes its packages.
+    let parts = (0..file.len())
+        .map(|i| PackagePart::Fresh(file.package_at(i).unwrap().unwrap()))
+        .collect();
+    let assembled = assemble(parts, &GlobalVars::new()).unwrap();
+    let ours = IndexFile::from_bytes(assembled.bytes).unwrap();
+    assert!(ours.has_directory());
+    ours.check_written().unwrap();
+    assert_eq!(ours.decode().unwrap(), model);
+    assert_eq!(
+        assembled.counts,
+        IndexCounts {
+            packages: 4,
+            versions: 4,
+            builds: 4,
+            deprecated: 0
+        }
+    );
+}
+
+#[test]
+fn unsorted_files_are_searched_linearly() {
+    let bytes = spk_style(&["zeta", "alpha", "gamma"]);
+    let file = IndexFile::from_bytes(bytes).unwrap();
+    for (i, name) in ["zeta", "alpha", "gamma"].iter().enumerate() {
+        assert_eq!(file.position(name), Some(i), "{name}");
+    }
+    assert!(file.package("beta").is_none());
+}
+
+#[test]
+fn the_encoder_refuses_a_package_that_does_not_verify() {
+    let mut model = every_variant();
+    model.packages[1].versions[0].builds[0].build = BuildId::Digest("ABCDEFG".into());
+    let e = encode_package(&model.packages[1]);
+    let err = e.verified().unwrap_err();
+    assert!(matches!(&err, FbError::Encode { package, .. } if package == "my-tool"));
+    let text = err.to_string();
+    assert!(
+        text.contains("7 characters") && text.contains("bug"),
+        "{text}"
+    );
+    let fresh = model.packages.iter().cloned().map(PackagePart::Fresh);
+    let err = assemble(fresh.collect(), &model.global_vars).unwrap_err();
+    assert_eq!(err.to_string(), text);
+    let err = assemble(vec![PackagePart::Encoded(e)], &GlobalVars::new()).unwrap_err();
+    assert_eq!(err.to_string(), text);
+    // Good packages are fine, encoded ahead or not.
+    let good = encode_package(&model.packages[0]);
+    good.verified().unwrap();
+    assemble(vec![PackagePart::Encoded(good)], &GlobalVars::new()).unwrap();
+}
+
+#[test]
+#[should_panic(expected = "7 characters")]
+fn encode_panics_on_a_package_that_does_not_verify() {
+    let mut model = every_variant();
+    model.packages[1].versions[0].builds[0].build = BuildId::Digest("ABCDEFG".into());
+    encode(&model);
+}
+
+#[test]
+fn counts_come_from_the_parts() {
+    let expected = |m: &RepositoryIndex| {
+        let mut c = IndexCounts::default();
+        for p in &m.packages {
+            c.add(IndexCounts::of(p));
+        }
+        c
+    };
+    let mut model = every_variant();
+    let before = expected(&model);
+    assert!(!model.packages[1].versions[0].builds[0].deprecated);
+    model.packages[1].versions[0].builds[0].deprecated = true;
+    let fresh = model.packages.iter().cloned().map(PackagePart::Fresh);
+    let assembled = assemble(fresh.collect(), &model.global_vars).unwrap();
+    assert_eq!(assembled.counts, expected(&model));
+    assert_eq!(assembled.counts.deprecated, before.deprecated + 1);
+    assert_eq!(assembled.counts.packages, 3);
+    // Copied parts are counted from their bytes.
+    let old = IndexFile::from_bytes(assembled.bytes).unwrap();
+    for i in 0..old.len() {
+        assert_eq!(
+            old.raw_package(i).unwrap().counts().unwrap(),
+            IndexCounts::of(&model.packages[i])
+        );
+    }
+    let raw = (0..old.len()).map(|i| PackagePart::Raw(old.raw_package(i).unwrap()));
+    let again = assemble(raw.collect(), &model.global_vars).unwrap();
+    assert_eq!(again.counts, expected(&model));
+    assert_eq!(again.bytes, old.bytes());
+}
+
+// ---- an update over a damaged file and over SPK's -----------------------------
+
+/// A repository of three packages (two versions, two builds each: one
+/// with an option `arch=x86_64`), indexed in full.
+fn indexed_repo() -> (tempfile::TempDir, crate::IndexRequest) {
+    use spk_messaging_core::config::IndexConfig;
+    use spk_messaging_core::RepoAddress;
+    let d = tempfile::tempdir().unwrap();
+    let w = crate::spfs::SpfsWriter::create(d.path()).unwrap();
+    for name in ["alpha", "beta", "gamma"] {
+        for v in ["1.0", "2.0"] {
+            for b in ["AAAAAAAA", "BBBBBBBB"] {
+                let yaml = format!(
+                    "pkg: {name}/{v}/{b}\napi: v0/package\nbuild:\n  options:\n    - var: arch/x86_64\n"
+                );
+                crate::publish::publish(&w, &yaml, &["build", "run"]).unwrap();
+            }
+        }
+    }
+    let address = RepoAddress::parse(&d.path().display().to_string(), d.path()).unwrap();
+    let config = IndexConfig {
+        lock_max_tries: 1,
+        lock_sleep_seconds: 0,
+        ..IndexConfig::default()
+    };
+    let req = crate::IndexRequest::new("origin", address, config);
+    crate::run_index(&req, &spk_messaging_core::NullReporter).unwrap();
+    (d, req)
+}
+
+fn update(req: &crate::IndexRequest, package: &str) -> crate::IndexSummary {
+    let mut req = req.clone();
+    req.updates = vec![package.parse().unwrap()];
+    crate::run_index(&req, &spk_messaging_core::NullReporter).unwrap()
+}
+
+#[test]
+fn an_update_rereads_a_kept_package_whose_blob_is_damaged() {
+    let (d, req) = indexed_repo();
+    let path = crate::index_path(d.path());
+    let full = IndexFile::open(&path).unwrap().decode().unwrap();
+    // Damage beta (kept by an update of alpha): a value byte, so that it
+    // still verifies and decodes, only wrongly.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let i = IndexFile::from_bytes(bytes.clone())
+        .unwrap()
+        .position("beta")
+        .unwrap();
+    let (start, end, _) = directory_entries(&bytes)[i];
+    let at = start
+        + bytes[start..end]
+            .windows(6)
+            .position(|w| w == b"x86_64")
+            .unwrap();
+    bytes[at + 5] = b'5';
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(IndexFile::open(&path).unwrap().raw_package(i).is_none());
+
+    let summary = update(&req, "alpha");
+    assert_eq!(summary.mode, crate::IndexMode::Update);
+    // gamma copied; beta re-read from the repository; alpha updated.
+    assert_eq!(summary.kept, 1);
+    assert_eq!(
+        (
+            summary.counts.packages,
+            summary.counts.versions,
+            summary.counts.builds
+        ),
+        (3, 6, 12)
+    );
+    let file = IndexFile::open(&path).unwrap();
+    file.check_written().unwrap();
+    assert_eq!(file.decode().unwrap(), full);
+}
+
+#[test]
+fn an_update_of_an_index_without_directory_reencodes_it() {
+    let (d, req) = indexed_repo();
+    let path = crate::index_path(d.path());
+    let full = IndexFile::open(&path).unwrap().decode().unwrap();
+    let full_bytes = std::fs::read(&path).unwrap();
+    // As SPK (or our first format) would have left it: no directory.
+    let mut bytes = full_bytes.clone();
+    let at = bytes.windows(8).position(|w| w == DIRECTORY_MAGIC).unwrap();
+    bytes[at] = b'X';
+    std::fs::write(&path, &bytes).unwrap();
+    let file = IndexFile::open(&path).unwrap();
+    assert!(!file.has_directory());
+    assert_eq!(file.package("beta").unwrap().unwrap(), full.packages[1]);
+    drop(file);
+
+    let summary = update(&req, "beta");
+    assert_eq!(summary.kept, 2);
+    assert_eq!((summary.counts.packages, summary.counts.builds), (3, 12));
+    let file = IndexFile::open(&path).unwrap();
+    assert!(file.has_directory());
+    file.check_written().unwrap();
+    assert_eq!(file.decode().unwrap(), full);
+    assert_eq!(std::fs::read(&path).unwrap(), full_bytes);
+    // And an update of our own file copies the others byte for byte.
+    let summary = update(&req, "gamma");
+    assert_eq!(summary.kept, 2);
+    assert_eq!(std::fs::read(&path).unwrap(), full_bytes);
+}
