@@ -246,9 +246,14 @@ fn read_build(
     }
     let mut published: Vec<Component> = match repo.components(name, &lv.folder, build) {
         Ok(names) => names.iter().map(|c| Component::parse(c)).collect(),
-        // An embed stub has no component tags; SPK lists it as a build
-        // stored without them: build and run.
-        Err(e) if e.is_embed_stub() => vec![Component::Build, Component::Run],
+        // An embed stub has no component tags; SPK takes its components
+        // from its spec (checked against SPK 0.44.0 by the interop tests).
+        Err(e) if e.is_embed_stub() => parsed
+            .build
+            .component_specs
+            .iter()
+            .map(|c| c.name.clone())
+            .collect(),
         Err(e) if e.is_no_components() => {
             return Err(problem(format!(
                 "{e}; SPK leaves such builds out of its index"

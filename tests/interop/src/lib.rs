@@ -176,3 +176,31 @@ pub fn first_difference(a: &Value, b: &Value) -> Option<String> {
     }
     go(a, b, String::new())
 }
+
+/// Generates a synthetic spfs repository at `out` with our `cargo xtask
+/// gen-repo` (built first, quietly) and returns its `truth.json`.
+pub fn gen_repo(out: &Path, args: &[&str]) -> Value {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .current_dir(root())
+        .args(["build", "--quiet", "-p", "xtask"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p xtask failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let out_s = out.to_str().unwrap();
+    let mut all = vec!["gen-repo", "--out", out_s];
+    all.extend_from_slice(args);
+    let o = Command::new(target.join("debug/xtask"))
+        .args(&all)
+        .output()
+        .expect("xtask runs");
+    assert!(
+        o.status.success(),
+        "gen-repo failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap()
+}
