@@ -58,23 +58,23 @@ pub enum ListError {
     NoPackage {
         name: String,
         repo: String,
-        from: String,
+        from: &'static str,
     },
     #[error("package {name} has no version {version} in repository {repo}{from} (it has {have})")]
     NoVersion {
         name: String,
         version: String,
         repo: String,
-        from: String,
+        from: &'static str,
         have: String,
     },
-    #[error("{name}/{version} has no build {build} in repository {repo}{from} (it has {have})")]
+    /// `version` is `name/version`.
+    #[error("{version} has no build {build} in repository {repo}{from} (it has {have})")]
     NoBuild {
-        name: String,
         version: String,
         build: String,
         repo: String,
-        from: String,
+        from: &'static str,
         have: String,
     },
     #[error("{0}; `--no-index` reads the repository instead")]
@@ -90,10 +90,10 @@ pub enum Source {
     Repository,
 }
 
-fn from_text(s: Source) -> String {
+fn from_text(s: Source) -> &'static str {
     match s {
-        Source::Index => " (according to its index; `--no-index` reads the repository)".into(),
-        Source::Repository => String::new(),
+        Source::Index => " (according to its index; `--no-index` reads the repository)",
+        Source::Repository => "",
     }
 }
 
@@ -258,8 +258,7 @@ pub fn show(
             Ok((b, problems))
         }
         None => Err(ListError::NoBuild {
-            name: name.to_string(),
-            version: v.version.to_string(),
+            version: format!("{name}/{}", v.version),
             build: build.to_string(),
             repo: repo.to_string(),
             from: from_text(from.source()),

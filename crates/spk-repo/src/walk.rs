@@ -51,6 +51,10 @@ pub struct Walked {
 /// Progress of the reading phase: builds read of builds to read.
 pub type ProgressFn = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
+/// One build read: its index entry and global-var contributions, or why
+/// it was skipped.
+type BuildRead = Result<(BuildIndex, Vec<(String, String)>), SpecProblem>;
+
 /// One version folder of one package, listed.
 struct ListedVersion {
     folder: String,
@@ -86,7 +90,7 @@ pub fn walk(
         p(0, total);
     }
     // Step 2: read and parse every build, in parallel across builds.
-    let read: Vec<Result<(BuildIndex, Vec<(String, String)>), SpecProblem>> = jobs
+    let read: Vec<BuildRead> = jobs
         .par_iter()
         .map(|&(p, v, build)| {
             let name = &names[p].0;
@@ -216,7 +220,7 @@ fn read_build(
     lv: &ListedVersion,
     build: &str,
     hook: Option<&ReadHook>,
-) -> Result<(BuildIndex, Vec<(String, String)>), SpecProblem> {
+) -> BuildRead {
     let tag = format!("spk/spec/{name}/{}/{build}", lv.folder);
     let problem = |p: String| SpecProblem::new(tag.clone(), p);
     if let Some(h) = hook {
