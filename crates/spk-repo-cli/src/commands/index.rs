@@ -55,9 +55,9 @@ fn progress_bar() -> Option<spk_repo::ProgressFn> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} reading {bar:40} {pos}/{len} ({eta})",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} reading {bar:40} {pos}/{len} ({eta})")
+    {
         bar.set_style(style);
     }
     Some(Arc::new(move |done: u64, total: u64| {
