@@ -105,9 +105,7 @@ fn timed_cmd(inner: Command, what: &str) -> Result<(f64, Option<u64>)> {
         inner
     };
     let t = Instant::now();
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {what}"))?;
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
     let secs = t.elapsed().as_secs_f64();
     if !out.status.success() {
         bail!(
