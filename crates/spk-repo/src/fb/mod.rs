@@ -87,9 +87,17 @@
 //!   it is first used, and only as far as it is read: a package's name (its
 //!   table and name string) before a binary search compares it, the whole
 //!   package (FlatBuffers verification with SPK's options, then the semantic
-//!   checks) before it is decoded. A damaged package is then an error about
-//!   that package, and the others still read. [`IndexFile::open_verified`]
-//!   verifies everything up front, as before.
+//!   checks, then, in a file of ours, its crc32, which catches damage
+//!   FlatBuffers cannot see, such as a changed string byte) before it is
+//!   decoded. A damaged package is then an error about that package, and
+//!   the others still read (an update re-reads it from the repository; a
+//!   binary search that meets a package whose name cannot be read searches
+//!   the rest of its range linearly). [`IndexFile::open_verified`] verifies
+//!   everything up front, as before. Per-package verification is SPK's
+//!   verification of that package, but for the global counters: a foreign
+//!   file whose packages share tables (no FlatBuffers builder writes one)
+//!   could pass it and still exceed SPK's limits. We then read it safely,
+//!   and what we write from it has our layout again.
 //!
 //! Nothing here reads unverified bytes through the generated accessors:
 //! there is no `root_unchecked`. A package is read through
