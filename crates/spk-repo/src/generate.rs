@@ -403,12 +403,7 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
         path: index_path.clone(),
         source,
     })?;
-    tracing::debug!(
-        "encoded {} bytes in {:?}",
-        assembled.bytes.len(),
-        t.elapsed()
-    );
-    drop(old);
+    tracing::debug!("encoded {} bytes in {:?}", assembled.len(), t.elapsed());
     // Counted from the parts: fresh ones from the model, copied ones from
     // their bytes.
     let c = assembled.counts;
@@ -418,7 +413,10 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
         builds: c.builds,
         deprecated: c.deprecated,
     };
-    let index_bytes = install(dir, &index_path, &assembled.bytes, req.pause_before_rename)?;
+    // Copied packages are written straight from the old file's map.
+    let index_bytes = install(dir, &index_path, &assembled, req.pause_before_rename)?;
+    drop(assembled);
+    drop(old);
     Ok(IndexSummary {
         repo_name: req.repo_name.clone(),
         repo_address: req.address.to_url(),
@@ -609,10 +607,9 @@ fn update<'a>(
 fn install(
     dir: &Path,
     index_path: &Path,
-    bytes: &[u8],
+    index: &fb::Assembled<'_>,
     pause: Option<Duration>,
 ) -> Result<u64, IndexError> {
-    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let tmp = dir.join(format!(
         "{TEMP_PREFIX}{}_{}",
@@ -633,7 +630,8 @@ fn install(
         .create_new(true)
         .open(&tmp)
         .map_err(werr(&tmp))?;
-    file.write_all(bytes)
+    index
+        .write_to(&mut file)
         .and_then(|()| file.sync_all())
         .map_err(|e| cleanup(werr(&tmp)(e)))?;
     // World-readable, as SPK makes it.
@@ -641,7 +639,7 @@ fn install(
     drop(file);
     tracing::debug!(
         "wrote and synced {} bytes in {:?}",
-        bytes.len(),
+        index.len(),
         t.elapsed()
     );
     let t = Instant::now();
@@ -663,5 +661,5 @@ fn install(
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(werr(dir))?;
-    Ok(bytes.len() as u64)
+    Ok(index.len() as u64)
 }

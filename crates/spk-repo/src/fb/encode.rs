@@ -105,13 +105,66 @@ impl Ready<'_> {
     }
 }
 
-/// An assembled index file and what it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assembled {
-    pub bytes: Vec<u8>,
+/// An assembled index file, ready to be written: the head (root table,
+/// packages vector, directory, global vars) and the package blobs, which
+/// are written from where they are (a copied blob straight from the old
+/// file's map) rather than gathered into one buffer first.
+pub struct Assembled<'a> {
+    head: Vec<u8>,
+    blobs: Vec<Ready<'a>>,
+    len: usize,
     /// Counted from the parts: fresh ones from the model, copied ones from
     /// their bytes.
     pub counts: IndexCounts,
+}
+
+impl std::fmt::Debug for Assembled<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assembled")
+            .field("len", &self.len)
+            .field("packages", &self.blobs.len())
+            .field("counts", &self.counts)
+            .finish()
+    }
+}
+
+impl Assembled<'_> {
+    /// The file's size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes the file: the head, then each blob, zero-padded to the next
+    /// 8-aligned position (as [`layout`] placed them). Through a large
+    /// buffer, so small blobs do not each cost a system call.
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut w = std::io::BufWriter::with_capacity(4 << 20, w);
+        w.write_all(&self.head)?;
+        let mut at = self.head.len();
+        for b in &self.blobs {
+            let bytes = b.bytes();
+            w.write_all(bytes)?;
+            let end = align_up(at + bytes.len(), BLOB_ALIGN);
+            w.write_all(&[0u8; BLOB_ALIGN][..end - at - bytes.len()])?;
+            at = end;
+        }
+        debug_assert_eq!(at, self.len);
+        w.flush()
+    }
+
+    /// The file as bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        match self.write_to(&mut out) {
+            Ok(()) => out,
+            Err(e) => unreachable!("writing to a Vec cannot fail: {e}"),
+        }
+    }
 }
 
 /// The whole index file for `index`.
@@ -121,9 +174,16 @@ pub struct Assembled {
 /// error instead): a bug in the encoder, or a model no parser makes. For
 /// tests and tools; index generation uses [`assemble`].
 pub fn encode(index: &RepositoryIndex) -> Vec<u8> {
-    let fresh = index.packages.iter().cloned().map(PackagePart::Fresh);
-    match assemble(fresh.collect(), &index.global_vars) {
-        Ok(a) => a.bytes,
+    let encoded: Vec<PackagePart<'_>> = index
+        .packages
+        .par_iter()
+        .map_init(
+            || FlatBufferBuilder::with_capacity(16 * 1024),
+            |fbb, p| PackagePart::Encoded(encode_with(fbb, p)),
+        )
+        .collect();
+    match assemble(encoded, &index.global_vars) {
+        Ok(a) => a.to_bytes(),
         Err(e) => panic!("encode: {e}"),
     }
 }
@@ -172,11 +232,11 @@ fn encode_with(fbb: &mut Fbb<'_>, package: &PackageIndex) -> EncodedPackage {
 /// Names must be unique; a duplicate would make SPK's binary search return
 /// either entry, so only the last part given for a name is kept (with a
 /// warning).
-pub fn assemble(
-    parts: Vec<PackagePart<'_>>,
+pub fn assemble<'a>(
+    parts: Vec<PackagePart<'a>>,
     global_vars: &GlobalVars,
-) -> Result<Assembled, FbError> {
-    let mut blobs: Vec<Ready<'_>> = parts
+) -> Result<Assembled<'a>, FbError> {
+    let mut blobs: Vec<Ready<'a>> = parts
         .into_par_iter()
         .map_init(
             || FlatBufferBuilder::with_capacity(16 * 1024),
@@ -206,8 +266,11 @@ pub fn assemble(
     }
     let placed: Vec<(&[u8], u32)> = blobs.iter().map(|b| (b.bytes(), b.crc())).collect();
     let globals = encode_global_vars(global_vars)?;
+    let (head, len) = layout(&placed, globals.as_deref());
     Ok(Assembled {
-        bytes: layout(&placed, globals.as_deref()),
+        head,
+        blobs,
+        len,
         counts,
     })
 }
@@ -288,10 +351,12 @@ fn off32(n: usize) -> u32 {
     })
 }
 
-/// Puts the file together: header (root offset, root vtable and table, the
-/// packages vector), directory, global vars blob, package blobs (each with
-/// the crc32 of its bytes).
-fn layout(packages: &[(&[u8], u32)], globals: Option<&[u8]>) -> Vec<u8> {
+/// Lays the file out: header (root offset, root vtable and table, the
+/// packages vector), directory (each blob's place and crc32), global vars
+/// blob, then the package blobs, one after the other at 8-aligned
+/// positions. Returns the bytes up to the first package blob (all of the
+/// file when there is none) and the file's length.
+fn layout(packages: &[(&[u8], u32)], globals: Option<&[u8]>) -> (Vec<u8>, usize) {
     let n = packages.len();
     let has_pkgs = n > 0;
     let has_globals = globals.is_some();
@@ -336,8 +401,9 @@ fn layout(packages: &[(&[u8], u32)], globals: Option<&[u8]>) -> Vec<u8> {
         cursor = align_up(cursor + p.len(), BLOB_ALIGN);
     }
     let total = cursor;
+    let head_len = starts.first().copied().unwrap_or(total);
 
-    let mut out = vec![0u8; total];
+    let mut out = vec![0u8; head_len];
     put_u32(&mut out, 0, off32(table_pos));
     put_u16(&mut out, vt_pos, off32(vt_len) as u16);
     put_u16(&mut out, vt_pos + 2, table_len as u16);
@@ -372,22 +438,7 @@ fn layout(packages: &[(&[u8], u32)], globals: Option<&[u8]>) -> Vec<u8> {
         );
         out[globals_pos..globals_pos + g.len()].copy_from_slice(g);
     }
-    // The copies are the bulk of the work for a large index.
-    let mut rest: &mut [u8] = &mut out[..];
-    let mut consumed = 0;
-    let mut chunks: Vec<(&mut [u8], &[u8])> = Vec::with_capacity(n);
-    for (&(p, _), &start) in packages.iter().zip(&starts) {
-        let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - consumed);
-        let (dst, tail) = tail.split_at_mut(p.len());
-        chunks.push((dst, p));
-        consumed = start + p.len();
-        rest = tail;
-    }
-    chunks
-        .into_par_iter()
-        .with_min_len(256)
-        .for_each(|(dst, src)| dst.copy_from_slice(src));
-    out
+    (out, total)
 }
 
 // ---- tables ---------------------------------------------------------------

@@ -565,7 +565,7 @@ fn assemble_mixes_raw_copies_and_fresh_packages() {
         PackagePart::Fresh(new.packages[1].clone()),
         PackagePart::Raw(old_file.raw_package(0).unwrap()),
     ];
-    let assembled = assemble(parts, &new.global_vars).unwrap().bytes;
+    let assembled = assemble(parts, &new.global_vars).unwrap().to_bytes();
     verify(&assembled).unwrap();
     let file = IndexFile::from_bytes(assembled).unwrap();
     let mut expected = new.clone();
@@ -588,7 +588,7 @@ fn assemble_mixes_raw_copies_and_fresh_packages() {
         .map(PackagePart::Fresh)
         .collect();
     assert_eq!(
-        assemble(fresh, &new.global_vars).unwrap().bytes,
+        assemble(fresh, &new.global_vars).unwrap().to_bytes(),
         encode(&new)
     );
 }
@@ -609,7 +609,7 @@ fn duplicate_parts_keep_the_last() {
         &GlobalVars::new(),
     )
     .unwrap()
-    .bytes;
+    .to_bytes();
     let file = IndexFile::from_bytes(bytes).unwrap();
     assert_eq!(file.len(), 1);
     assert_eq!(file.package("dup").unwrap().unwrap(), a);
@@ -1228,7 +1228,7 @@ fn large_index_timings() {
                 _ => PackagePart::Fresh(decoded.packages[i].clone()),
             })
             .collect();
-        updated = assemble(parts, &decoded.global_vars).unwrap().bytes;
+        updated = assemble(parts, &decoded.global_vars).unwrap().to_bytes();
     });
     assert_eq!(updated.len(), bytes.len());
     if let Some(out) = std::env::var_os("SPK_FB_BENCH_OUT") {
@@ -1559,7 +1559,7 @@ fn spk_style_files_open_list_and_reencode() {
         .map(|i| PackagePart::Fresh(file.package_at(i).unwrap().unwrap()))
         .collect();
     let assembled = assemble(parts, &GlobalVars::new()).unwrap();
-    let ours = IndexFile::from_bytes(assembled.bytes).unwrap();
+    let ours = IndexFile::from_bytes(assembled.to_bytes()).unwrap();
     assert!(ours.has_directory());
     ours.check_written().unwrap();
     assert_eq!(ours.decode().unwrap(), model);
@@ -1634,7 +1634,7 @@ fn counts_come_from_the_parts() {
     assert_eq!(assembled.counts.deprecated, before.deprecated + 1);
     assert_eq!(assembled.counts.packages, 3);
     // Copied parts are counted from their bytes.
-    let old = IndexFile::from_bytes(assembled.bytes).unwrap();
+    let old = IndexFile::from_bytes(assembled.to_bytes()).unwrap();
     for i in 0..old.len() {
         assert_eq!(
             old.raw_package(i).unwrap().counts().unwrap(),
@@ -1644,7 +1644,8 @@ fn counts_come_from_the_parts() {
     let raw = (0..old.len()).map(|i| PackagePart::Raw(old.raw_package(i).unwrap()));
     let again = assemble(raw.collect(), &model.global_vars).unwrap();
     assert_eq!(again.counts, expected(&model));
-    assert_eq!(again.bytes, old.bytes());
+    assert_eq!(again.to_bytes(), old.bytes());
+    assert_eq!(again.len(), old.bytes().len());
 }
 
 // ---- an update over a damaged file and over SPK's -----------------------------
