@@ -13,7 +13,9 @@
 //!    only the named packages or versions are read, and every other package
 //!    of an index we wrote is copied byte for byte ([`crate::fb`]);
 //! 5. a temp file beside the index is written and synced, read back and
-//!    verified with SPK's own verifier limits, then renamed over the index
+//!    checked (root, packages vector, global vars, and every package blob
+//!    against the crc32 it had when it was encoded and verified with SPK's
+//!    own verifier limits; see [`crate::fb`]), then renamed over the index
 //!    and the directory synced: at every moment there is a complete index
 //!    (SPK deletes the old index before renaming, leaving a moment with none);
 //! 6. "index completed" is sent. A reporter that fails is recorded and
@@ -365,7 +367,13 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
     let (mode, old) = if req.updates.is_empty() {
         (IndexMode::Full, None)
     } else {
-        match IndexFile::open(&index_path) {
+        // An index whose package names cannot all be read cannot say
+        // which packages to keep: it is regenerated.
+        let opened = IndexFile::open(&index_path).and_then(|i| match i.try_package_names() {
+            Ok(_) => Ok(i),
+            Err(e) => Err(e),
+        });
+        match opened {
             Ok(i) => (IndexMode::Update, Some(i)),
             Err(fb::FbError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
