@@ -158,9 +158,9 @@ fn status_reporter_sends_to_index_topic_keyed_by_repo() {
     assert_eq!(
         bodies,
         vec![
-            r#"{"event":"index started","repo":"file:/srv/spk/origin","name":"origin","start":1777941742}"#,
-            r#"{"event":"index in-progress","repo":"file:/srv/spk/origin","name":"origin","start":1777941742}"#,
-            r#"{"event":"index completed","repo":"file:/srv/spk/origin","name":"origin","start":1777941742}"#,
+            r#"{"event":"index started","repo":"file:///srv/spk/origin/","name":"origin","start":1777941742}"#,
+            r#"{"event":"index in-progress","repo":"file:///srv/spk/origin/","name":"origin","start":1777941742}"#,
+            r#"{"event":"index completed","repo":"file:///srv/spk/origin/","name":"origin","start":1777941742}"#,
         ]
     );
     assert!(read
