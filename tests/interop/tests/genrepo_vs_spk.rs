@@ -10,38 +10,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use spk_interop::{root, spk_real};
-
-/// Generates a repository with our xtask (built first, quietly).
-fn generate(out: &Path, args: &[&str]) -> Value {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(root())
-        .args(["build", "--quiet", "-p", "xtask"])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build -p xtask failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let out_s = out.to_str().unwrap();
-    let mut all = vec!["gen-repo", "--out", out_s];
-    all.extend_from_slice(args);
-    let o = Command::new(target.join("debug/xtask"))
-        .args(&all)
-        .output()
-        .expect("xtask runs");
-    assert!(
-        o.status.success(),
-        "gen-repo failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(out.join("truth.json")).unwrap()).unwrap()
-}
+use spk_interop::{gen_repo as generate, spk_real};
 
 /// SPK pointed at `repo` as `origin` through a private config directory,
 /// with no inherited SPFS_/SPK_ variables.
