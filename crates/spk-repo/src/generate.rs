@@ -128,35 +128,7 @@ impl std::fmt::Display for IndexMode {
 }
 
 /// Packages, versions, builds and deprecated builds in an index.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Counts {
-    pub packages: u64,
-    pub versions: u64,
-    pub builds: u64,
-    pub deprecated: u64,
-}
-
-impl Counts {
-    pub fn of(p: &PackageIndex) -> Counts {
-        Counts {
-            packages: 1,
-            versions: p.versions.len() as u64,
-            builds: p.versions.iter().map(|v| v.builds.len() as u64).sum(),
-            deprecated: p
-                .versions
-                .iter()
-                .flat_map(|v| &v.builds)
-                .filter(|b| b.deprecated)
-                .count() as u64,
-        }
-    }
-    pub fn add(&mut self, o: Counts) {
-        self.packages += o.packages;
-        self.versions += o.versions;
-        self.builds += o.builds;
-        self.deprecated += o.deprecated;
-    }
-}
+pub use crate::fb::IndexCounts as Counts;
 
 /// What a run did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -414,13 +386,7 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
     tracing::debug!("encoded {} bytes in {:?}", assembled.len(), t.elapsed());
     // Counted from the parts: fresh ones from the model, copied ones from
     // their bytes.
-    let c = assembled.counts;
-    let counts = Counts {
-        packages: c.packages,
-        versions: c.versions,
-        builds: c.builds,
-        deprecated: c.deprecated,
-    };
+    let counts = assembled.counts;
     // Copied packages are written straight from the old file's map.
     let index_bytes = install(dir, &index_path, &assembled, req.pause_before_rename)?;
     drop(assembled);

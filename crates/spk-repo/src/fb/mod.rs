@@ -165,7 +165,7 @@ pub const DIRECTORY_MAGIC: &[u8; 8] = b"SPKTBLB2";
 pub const FULL_VERIFY_FROM: usize = 256 << 20;
 
 /// Packages, versions, builds and deprecated builds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct IndexCounts {
     pub packages: u64,
     pub versions: u64,
