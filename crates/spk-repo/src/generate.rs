@@ -451,9 +451,7 @@ fn full(
             .map(|p| PackagePart::Encoded(fb::encode_package(p)))
             .collect();
         parts.extend(encoded);
-        for (k, vs) in walk::global_vars(std::mem::take(&mut walked.vars), &pkg_names) {
-            gv.entry(k).or_default().extend(vs);
-        }
+        walk::add_global_vars(&mut gv, std::mem::take(&mut walked.vars), &pkg_names);
         problems.append(&mut walked.problems);
         if let Some(p) = progress {
             p(((i + 1) * CHUNK_PACKAGES).min(names.len()) as u64, total);
@@ -565,9 +563,7 @@ fn update<'a>(
     // them. A full generation recomputes them.
     let names: BTreeSet<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
     let mut gv = old.global_vars();
-    for (k, vs) in walk::global_vars(walked.vars, &names) {
-        gv.entry(k).or_default().extend(vs);
-    }
+    walk::add_global_vars(&mut gv, walked.vars, &names);
     let parts = parts.into_iter().map(|(_, p)| p).collect();
     Ok((parts, gv, walked.problems, updated, kept))
 }

@@ -44,8 +44,6 @@ pub struct Walked {
     pub packages: Vec<PackageIndex>,
     pub vars: Vec<(String, String)>,
     pub problems: Vec<SpecProblem>,
-    /// Builds read (including skipped ones), for progress.
-    pub builds_seen: u64,
 }
 
 /// Progress of the reading phase: builds read of builds to read.
@@ -147,7 +145,6 @@ pub fn walk(
         packages,
         vars,
         problems,
-        builds_seen: total,
     }
 }
 
@@ -284,18 +281,16 @@ fn build_matches_tag(build: &crate::indexed::BuildId, tag: &str) -> bool {
     }
 }
 
-/// Global vars from contributions: names that are package names dropped
-/// (SPK's rule), values as sets.
-pub fn global_vars(
+/// Adds global-var contributions to `into`: names that are package names
+/// are dropped (SPK's rule), values are sets.
+pub fn add_global_vars(
+    into: &mut GlobalVars,
     vars: impl IntoIterator<Item = (String, String)>,
     package_names: &BTreeSet<&str>,
-) -> GlobalVars {
-    let mut out = GlobalVars::new();
+) {
     for (name, value) in vars {
-        if package_names.contains(name.as_str()) {
-            continue;
+        if !package_names.contains(name.as_str()) {
+            into.entry(name).or_default().insert(value);
         }
-        out.entry(name).or_default().insert(value);
     }
-    out
 }
