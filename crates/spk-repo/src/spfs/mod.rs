@@ -36,9 +36,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use digest::{Digest, DigestParseError, DIGEST_SIZE, DIGEST_TEXT_LEN};
-pub use repo::{
-    embed_stub_tag_name, is_valid_name, BuildName, SpfsRepo, VersionEntry, EMBEDDED_BY_PREFIX,
-};
+pub use repo::{embed_stub_tag_name, BuildName, SpfsRepo, VersionEntry, EMBEDDED_BY_PREFIX};
 pub use tag::{TagProblem, TagRecord, TagStreamError};
 pub use write::SpfsWriter;
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use super::digest::Digest;
 use super::tag::latest_record;
 use super::SpfsError;
+use crate::v0::ident::is_package_name;
 
 /// The suffix of a tag stream file.
 const TAG_EXT: &str = ".tag";
@@ -90,16 +91,6 @@ pub fn embed_stub_tag_name(text: &str) -> String {
         "{EMBEDDED_BY_PREFIX}{}",
         data_encoding::BASE32_NOPAD.encode(text.as_bytes())
     )
-}
-
-/// True for names SPK accepts as package or component names: 2 to 64 of
-/// `a-z`, `0-9`, `-`, not starting with `-`.
-pub fn is_valid_name(name: &str) -> bool {
-    (2..=64).contains(&name.len())
-        && !name.starts_with('-')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Entries of a tags directory: sub-directories and tag names. Hidden
@@ -224,7 +215,7 @@ impl SpfsRepo {
             .folders
             .into_iter()
             .filter(|n| {
-                let ok = is_valid_name(n);
+                let ok = is_package_name(n);
                 if !ok {
                     tracing::debug!(name = %n, "ignoring a tag folder that is not a package name");
                 }
@@ -314,7 +305,7 @@ impl SpfsRepo {
         let mut names: Vec<String> = list_tags_dir(&dir)?
             .tags
             .into_iter()
-            .filter(|c| is_valid_name(c))
+            .filter(|c| is_package_name(c))
             .collect();
         if !names.is_empty() {
             names.sort_unstable();
@@ -371,9 +362,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(is_valid_name("my-tool2"));
+        // Package and component names: SPK's rule, as the spec parser has it.
+        assert!(is_package_name("my-tool2"));
         for bad in ["a", "-ab", "Abc", "a_b", "a.b", &"x".repeat(65)] {
-            assert!(!is_valid_name(bad), "{bad}");
+            assert!(!is_package_name(bad), "{bad}");
         }
     }
 }

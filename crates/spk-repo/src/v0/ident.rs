@@ -33,17 +33,22 @@ fn is_name_byte(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
 }
 
-/// A package name: 2 to 64 of `a-z0-9-`, not starting with `-` (longer runs
-/// stop after 64 characters, as SPK's parser does).
+/// Where a run of name bytes at the start of `input` ends, at most 64
+/// characters in (longer runs stop there, as SPK's parser does).
+fn name_run_end(input: &str) -> usize {
+    input
+        .bytes()
+        .take(64)
+        .position(|b| !is_name_byte(b))
+        .unwrap_or(input.len().min(64))
+}
+
+/// A package name: 2 to 64 of `a-z0-9-`, not starting with `-`.
 pub(crate) fn package_name(input: &str) -> PResult<'_, &str> {
     if input.starts_with('-') {
         return Err(PErr::soft("a package name may not start with `-`"));
     }
-    let end = input
-        .bytes()
-        .take(64)
-        .position(|b| !is_name_byte(b))
-        .unwrap_or(input.len().min(64));
+    let end = name_run_end(input);
     if end < 2 {
         return Err(PErr::soft(
             "expected a package name (2 to 64 of lowercase letters, digits, `-`)",
@@ -72,18 +77,8 @@ pub fn is_option_name(text: &str) -> bool {
     (2..=64).contains(&base.len()) && base.bytes().all(|b| is_name_byte(b) || b == b'_')
 }
 
-/// The component named by a repository tag or a spec (`build`, `run`,
-/// `src`, `all`, anything else is a named component).
-pub fn component_from_tag(name: &str) -> Component {
-    Component::parse(name)
-}
-
 fn component(input: &str) -> PResult<'_, Component> {
-    let end = input
-        .bytes()
-        .take(64)
-        .position(|b| !is_name_byte(b))
-        .unwrap_or(input.len().min(64));
+    let end = name_run_end(input);
     if end < 2 {
         return Err(PErr::soft(
             "expected a component name (2 to 64 of lowercase letters, digits, `-`)",
@@ -559,8 +554,8 @@ mod tests {
         assert!(is_option_name("my_var"));
         assert!(!is_option_name("Py.abi"));
         assert!(!is_option_name("x"));
-        assert_eq!(component_from_tag("src"), Component::Source);
-        assert_eq!(component_from_tag("run"), Component::Run);
-        assert_eq!(component_from_tag("lib"), Component::Named("lib".into()));
+        assert_eq!(Component::parse("src"), Component::Source);
+        assert_eq!(Component::parse("run"), Component::Run);
+        assert_eq!(Component::parse("lib"), Component::Named("lib".into()));
     }
 }

@@ -30,8 +30,7 @@ mod yaml;
 
 pub use compat::{canonical_compat, CompatError, DEFAULT_COMPAT};
 pub use ident::{
-    component_from_tag, parse_build, parse_build_ident, parse_range_ident, BuildIdent, IdentError,
-    RangeIdent,
+    parse_build, parse_build_ident, parse_range_ident, BuildIdent, IdentError, RangeIdent,
 };
 pub use range::{parse_range, range_text, rule_cmp, rule_text, RangeError, WILDCARD};
 pub use spec::{parse_build_spec, ParsedBuild, SpecError};
