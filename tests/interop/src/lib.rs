@@ -77,7 +77,8 @@ pub fn spk_real_cmd(repo: &Path, home: &Path) -> Command {
     c.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", home)
-        .env("XDG_CONFIG_HOME", &cfg);
+        .env("XDG_CONFIG_HOME", &cfg)
+        .env("NO_COLOR", "1");
     c
 }
 

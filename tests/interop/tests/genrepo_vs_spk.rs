@@ -10,51 +10,29 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use serde_json::Value;
-use spk_interop::{gen_repo as generate, spk_real};
+use spk_interop::gen_repo as generate;
 
 /// SPK pointed at `repo` as `origin` through a private config directory,
 /// with no inherited SPFS_/SPK_ variables.
 struct Spk {
-    config: tempfile::TempDir,
+    repo: PathBuf,
+    home: tempfile::TempDir,
 }
 
 impl Spk {
     fn new(repo: &Path) -> Spk {
-        let config = tempfile::tempdir().unwrap();
-        let c = config.path();
-        std::fs::create_dir_all(c.join("spfs")).unwrap();
-        std::fs::create_dir_all(c.join("spk")).unwrap();
-        std::fs::create_dir_all(c.join("local")).unwrap();
-        std::fs::write(
-            c.join("spfs/spfs.toml"),
-            format!(
-                "[user]\nname = \"interop\"\ndomain = \"localhost\"\n\n[storage]\nroot = \"{}\"\n\n[remote.origin]\naddress = \"file://{}\"\n",
-                c.join("local").display(),
-                repo.display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            c.join("spk/spk.yaml"),
-            "repositories:\n  origin:\n    use_index: true\n",
-        )
-        .unwrap();
-        Spk { config }
+        Spk {
+            repo: repo.to_path_buf(),
+            home: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(spk_real());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("SPFS_") || (k.starts_with("SPK_") && !k.starts_with("SPK_INTEROP")) {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("XDG_CONFIG_HOME", self.config.path())
-            .env("NO_COLOR", "1")
+        spk_interop::spk_real_cmd(&self.repo, self.home.path())
             .args(args)
             .output()
             .expect("SPK runs")

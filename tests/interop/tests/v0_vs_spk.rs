@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use spk_repo::indexed::BuildId;
@@ -62,21 +61,8 @@ fn publish(writer: &SpfsWriter, specs: &[(&str, &[&str])]) -> Vec<(String, Vec<u
 
 /// Runs SPK's `repo index` on `repo` and returns its index decoded by flatc.
 fn spk_index(tmp: &Path, repo: &Path) -> Value {
-    let config = tmp.join("config");
-    std::fs::create_dir_all(config.join("spfs")).unwrap();
-    std::fs::create_dir_all(tmp.join("local")).unwrap();
-    std::fs::write(
-        config.join("spfs/spfs.toml"),
-        format!(
-            "[user]\nname = \"spk-interop\"\ndomain = \"localhost\"\n\n[storage]\nroot = \"{}\"\n\n[remote.origin]\naddress = \"file://{}\"\n",
-            tmp.join("local").display(),
-            repo.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(spk_interop::spk_real())
+    let out = spk_interop::spk_real_cmd(repo, tmp)
         .args(["repo", "index", "-r", "origin"])
-        .env("XDG_CONFIG_HOME", &config)
         .output()
         .unwrap();
     assert!(
@@ -89,39 +75,7 @@ fn spk_index(tmp: &Path, repo: &Path) -> Value {
         !stderr.contains("Invalid package spec"),
         "SPK refused a spec:\n{stderr}"
     );
-    let json_dir = tmp.join("json");
-    let status = Command::new(spk_interop::flatc())
-        .args(["--json", "--strict-json", "--raw-binary", "-o"])
-        .arg(&json_dir)
-        .arg(spk_interop::schema())
-        .arg("--")
-        .arg(repo.join("index/spk/index_v1.fb"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "flatc could not decode SPK's index");
-    serde_json::from_str(&std::fs::read_to_string(json_dir.join("index_v1.json")).unwrap()).unwrap()
-}
-
-fn first_difference(path: &str, spk: &Value, ours: &Value) -> Option<String> {
-    match (spk, ours) {
-        (Value::Object(a), Value::Object(b)) => {
-            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                first_difference(
-                    &format!("{path}.{k}"),
-                    a.get(k).unwrap_or(&Value::Null),
-                    b.get(k).unwrap_or(&Value::Null),
-                )
-            })
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
-            .iter()
-            .zip(b)
-            .enumerate()
-            .find_map(|(i, (x, y))| first_difference(&format!("{path}[{i}]"), x, y)),
-        _ if spk == ours => None,
-        _ => Some(format!("{path}: SPK wrote {spk}, we give {ours}")),
-    }
+    spk_interop::flatc_json(&repo.join("index/spk/index_v1.fb"))
 }
 
 fn compare(specs: &[(&str, &[&str])]) {
@@ -158,7 +112,7 @@ fn compare(specs: &[(&str, &[&str])]) {
             Some(spk) => {
                 let mut spk = spk.clone();
                 spk.as_object_mut().unwrap().remove("published_components");
-                if let Some(d) = first_difference("", &spk, &ours) {
+                if let Some(d) = spk_interop::first_difference(&spk, &ours) {
                     problems.push(format!("{file}: {d}"));
                 }
             }
