@@ -2,6 +2,7 @@
 //! package identifiers, the two message formats, and the traits a channel or
 //! a status sink implements. Everything here is testable without a broker.
 
+pub mod about;
 pub mod address;
 pub mod config;
 pub mod diagnostic;
@@ -10,6 +11,7 @@ pub mod indexing;
 pub mod message;
 pub mod status;
 
+pub use about::RepoTarget;
 pub use address::RepoAddress;
 pub use diagnostic::{Diagnostic, Severity};
 pub use ident::{Build, IdentError, PkgIdent, PkgName, Version};
