@@ -6,10 +6,12 @@ pub mod about;
 pub mod address;
 pub mod config;
 pub mod diagnostic;
+pub mod health;
 pub mod ident;
 pub mod indexing;
 pub mod message;
 pub mod status;
+pub mod watch;
 
 pub use about::RepoTarget;
 pub use address::RepoAddress;

@@ -8,6 +8,8 @@ pub mod dev_broker;
 pub mod headers;
 pub mod indexer;
 pub mod live;
+pub mod metrics;
+pub mod observe;
 mod producer;
 mod reporter;
 pub mod route;
