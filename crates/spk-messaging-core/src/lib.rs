@@ -10,6 +10,7 @@ pub mod health;
 pub mod ident;
 pub mod indexing;
 pub mod message;
+pub mod route;
 pub mod status;
 pub mod watch;
 

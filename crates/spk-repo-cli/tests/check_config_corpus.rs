@@ -195,7 +195,7 @@ fn text_output_is_a_readable_checklist() {
         "[x] error   messaging[1].Kafka.name: two channels are named \"kafka\" (messaging[0] and messaging[1])".to_string(),
         format!("              in {f}"),
         "              hint: give each channel a unique name; a channel without `name` is called \"kafka\"".to_string(),
-        "[failed] 1 error(s), 0 warning(s)".to_string(),
+        "[failed] 1 error(s), 0 warning(s), 0 note(s)".to_string(),
         String::new(),
     ]
     .join("\n");

@@ -774,3 +774,67 @@ fn an_update_does_not_carry_a_damaged_package_over() {
         ));
     open_index(d.path()).decode().unwrap();
 }
+
+/// A config holding only a repository with `use_index = true` and no
+/// `[[messaging]]` (a site without Kafka, a CI job that only indexes): SPK
+/// accepts it, so `repo index` and `repo ls` run, with a note and exit 0. A
+/// channel named explicitly that does not exist is a warning, and the index
+/// is still written.
+#[test]
+fn an_index_only_config_is_accepted_with_a_note() {
+    let d = repo(1);
+    let cfg = config(d.path(), d.path(), "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        !text.contains("messaging"),
+        "the fixture must hold no channel: {text}"
+    );
+    spk(&cfg)
+        .args(["repo", "index", "--repo", "origin"])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("note: no status messages will be sent")
+                .and(predicate::str::contains(
+                    "the default index.update_message_channel",
+                ))
+                .and(predicate::str::contains("error").not())
+                .and(predicate::str::contains("warning").not()),
+        );
+    assert!(index_path(d.path()).exists());
+    spk(&cfg)
+        .args(["repo", "ls", "--repo", "origin"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pkg000"))
+        .stderr(predicate::str::contains("error").not());
+    std::fs::remove_file(index_path(d.path())).unwrap();
+
+    // An explicit name that matches no channel: a warning, the work is done.
+    let typo = d.path().join("typo.toml");
+    std::fs::write(
+        &typo,
+        format!(
+            "[repositories.origin]\naddress = {:?}\nuse_index = true\nindex = {{ update_message_channel = \"kafak\" }}\n",
+            d.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    spk(&typo)
+        .args(["repo", "index", "--repo", "origin"])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("warning: no status messages will be sent")
+                .and(predicate::str::contains("\"kafak\"")),
+        );
+    assert!(index_path(d.path()).exists());
+    // check-config calls the same config an error.
+    spk(&typo)
+        .args(["messaging", "check-config"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "update_message_channel \"kafak\" names no channel",
+        ));
+}

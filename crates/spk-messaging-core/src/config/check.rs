@@ -8,6 +8,7 @@ use super::load::Walker;
 use super::model::Config;
 use super::node::{Kind, Node};
 use crate::diagnostic::Severity;
+use crate::route::{route_index_status_of, IndexRoute};
 
 fn find<'a>(root: &'a Node, segs: &[&str]) -> Option<&'a Node> {
     let mut n = root;
@@ -177,21 +178,69 @@ pub(crate) fn check(config: &Config, root: &Node, w: &mut Walker) {
         }
     }
 
-    // Repositories' index channels, and the timing they send at.
+    // Repositories' index channels, and the timing they send at. Where
+    // status goes is the routing rule's answer, nothing else.
     for (name, r) in &config.repositories {
-        let ch = config.channel(&r.index.update_message_channel);
         let path = format!("repositories.{name}.index.update_message_channel");
         let rsrc = src(&["repositories", name, "index", "update_message_channel"])
             .or_else(|| src(&["repositories", name]));
-        match ch {
-            None if r.use_index => {
-                let names: Vec<&str> = config.messaging.iter().map(|c| c.name.as_str()).collect();
-                w.push(Severity::Error, &path, &format!("repository {name:?} uses an index whose update_message_channel {:?} names no channel", r.index.update_message_channel), Some(if names.is_empty() { "configure a [[messaging]] channel with that name".into() } else { format!("configured channels: {}", names.join(", ")) }), rsrc.as_ref());
+        let channel_names = || -> String {
+            let names: Vec<&str> = config.messaging.iter().map(|c| c.name.as_str()).collect();
+            if names.is_empty() {
+                "no channels are configured".into()
+            } else {
+                format!("configured channels: {}", names.join(", "))
             }
-            Some(c) if r.index.update_event_send_freq_ms >= c.index_update_listener_timeout_ms => {
-                w.push(Severity::Warning, &format!("repositories.{name}.index.update_event_send_freq_ms"), &format!("update_event_send_freq_ms ({}) is not below channel {:?}'s index_update_listener_timeout_ms ({}): waiters would give up in the middle of an update", r.index.update_event_send_freq_ms, c.name, c.index_update_listener_timeout_ms), Some("send in-progress messages more often than waiters time out".into()), src(&["repositories", name, "index", "update_event_send_freq_ms"]).or(rsrc).as_ref());
+        };
+        match config.channel(&r.index.update_message_channel) {
+            None if r.index.update_message_channel_set => w.push_check_only_error(
+                &path,
+                &format!(
+                    "repository {name:?}: update_message_channel {:?} names no channel, so no index status would be sent",
+                    r.index.update_message_channel
+                ),
+                Some(format!(
+                    "{}; name one of them, or configure a [[messaging]] channel with that name",
+                    channel_names()
+                )),
+                rsrc.as_ref(),
+            ),
+            None if r.use_index => w.push(
+                Severity::Note,
+                &path,
+                &format!(
+                    "repository {name:?}: no channel is named {:?} (the default update_message_channel), so no index status is sent",
+                    r.index.update_message_channel
+                ),
+                Some(format!(
+                    "{}; to send index status, configure a channel named {:?} or set update_message_channel",
+                    channel_names(),
+                    r.index.update_message_channel
+                )),
+                rsrc.as_ref(),
+            ),
+            None => {}
+            Some(c) => {
+                if let IndexRoute::Skip {
+                    reason,
+                    warning: true,
+                } = route_index_status_of(config, name, &r.index)
+                {
+                    w.push(
+                        Severity::Warning,
+                        &path,
+                        &format!("no index status would be sent: {reason}"),
+                        Some(format!(
+                            "add {name:?} to channel {:?}'s repo_names",
+                            c.name
+                        )),
+                        rsrc.as_ref(),
+                    );
+                }
+                if r.index.update_event_send_freq_ms >= c.index_update_listener_timeout_ms {
+                    w.push(Severity::Warning, &format!("repositories.{name}.index.update_event_send_freq_ms"), &format!("update_event_send_freq_ms ({}) is not below channel {:?}'s index_update_listener_timeout_ms ({}): waiters would give up in the middle of an update", r.index.update_event_send_freq_ms, c.name, c.index_update_listener_timeout_ms), Some("send in-progress messages more often than waiters time out".into()), src(&["repositories", name, "index", "update_event_send_freq_ms"]).or(rsrc).as_ref());
+                }
             }
-            _ => {}
         }
     }
 
@@ -267,6 +316,31 @@ pub(crate) fn check(config: &Config, root: &Node, w: &mut Walker) {
                     )),
                     isrc("repo_name").as_ref(),
                 ),
+                Some(r)
+                    if r.use_index
+                        && r.index.update_message_channel != ix.message_channel_name
+                        && config.channel(&ix.message_channel_name).is_some() =>
+                {
+                    let status = match route_index_status_of(config, &ix.repo_name, &r.index) {
+                        IndexRoute::Send { channel, topic } => {
+                            format!("channel {channel:?}, topic {topic:?}")
+                        }
+                        IndexRoute::Skip { reason, .. } => format!("nowhere ({reason})"),
+                    };
+                    w.push(
+                        Severity::Warning,
+                        &format!("{base}.message_channel_name"),
+                        &format!(
+                            "indexer {name:?} reads channel {:?}, but repository {:?}'s index status goes to {status} (repositories.{}.index.update_message_channel): the indexer reports there, and waiters listen there, not on {:?}",
+                            ix.message_channel_name, ix.repo_name, ix.repo_name, ix.message_channel_name
+                        ),
+                        Some(format!(
+                            "set repositories.{}.index.update_message_channel = {:?}",
+                            ix.repo_name, ix.message_channel_name
+                        )),
+                        isrc("message_channel_name").as_ref(),
+                    );
+                }
                 Some(r) if !r.use_index => w.push(
                     Severity::Error,
                     &format!("{base}.repo_name"),

@@ -75,7 +75,13 @@ impl LoadOptions {
 #[derive(Debug, Clone)]
 pub struct Loaded {
     pub config: Config,
+    /// Every problem, with the severity `check-config` gives it.
     pub diagnostics: Vec<Diagnostic>,
+    /// Indexes into `diagnostics` of errors that are errors only for
+    /// `check-config`: a command that can do its work anyway (e.g. an
+    /// `update_message_channel` set to a channel that does not exist: the
+    /// index is written, no status is sent) takes them as warnings.
+    pub check_only_errors: Vec<usize>,
 }
 
 /// The config has errors; each is listed.
@@ -92,14 +98,27 @@ impl Loaded {
             .any(|d| d.severity == Severity::Error)
     }
 
-    /// The config, or every error at once.
+    /// The diagnostics as a command other than `check-config` sees them:
+    /// check-only errors become warnings.
+    pub fn for_use(mut self) -> Loaded {
+        for i in std::mem::take(&mut self.check_only_errors) {
+            if let Some(d) = self.diagnostics.get_mut(i) {
+                d.severity = Severity::Warning;
+            }
+        }
+        self
+    }
+
+    /// The config, or every error at once, for a command that uses it (see
+    /// [`Loaded::for_use`]); the warnings and notes are returned.
     pub fn into_result(self) -> Result<(Config, Vec<Diagnostic>), ConfigError> {
-        let (errors, warnings): (Vec<_>, Vec<_>) = self
+        let used = self.for_use();
+        let (errors, warnings): (Vec<_>, Vec<_>) = used
             .diagnostics
             .into_iter()
             .partition(|d| d.severity == Severity::Error);
         if errors.is_empty() {
-            Ok((self.config, warnings))
+            Ok((used.config, warnings))
         } else {
             Err(ConfigError { errors })
         }
@@ -250,6 +269,7 @@ pub fn load(opts: &LoadOptions) -> Loaded {
     Loaded {
         config,
         diagnostics: w.diags,
+        check_only_errors: w.check_only,
     }
 }
 
@@ -333,6 +353,8 @@ const INDEXER_KEYS: &[&str] = &[
 #[derive(Debug, Default)]
 pub(crate) struct Walker {
     pub(crate) diags: Vec<Diagnostic>,
+    /// See [`Loaded::check_only_errors`].
+    pub(crate) check_only: Vec<usize>,
 }
 
 type Table = BTreeMap<String, Node>;
@@ -353,6 +375,18 @@ impl Walker {
             hint,
             source: source.map(|s| s.to_string()),
         });
+    }
+
+    /// An error for `check-config`, a warning for every other command.
+    pub(crate) fn push_check_only_error(
+        &mut self,
+        path: &str,
+        message: &str,
+        hint: Option<String>,
+        source: Option<&Arc<str>>,
+    ) {
+        self.check_only.push(self.diags.len());
+        self.push(Severity::Error, path, message, hint, source);
     }
 
     fn wrong_type(&mut self, path: &str, node: &Node, expected: &str, hint: Option<String>) {
@@ -542,13 +576,19 @@ impl Walker {
                 }
                 other if FOREIGN_SECTIONS.contains(&other) => {}
                 other => {
+                    // A newer SPK's section, or a typo: SPK itself ignores
+                    // it, so a warning (an error with `--strict`).
                     let mut known = vec!["repositories", "messaging", "indexers"];
                     known.extend_from_slice(FOREIGN_SECTIONS);
+                    let hint = match suggest(other, n, &known) {
+                        Some(h) if h.starts_with("did you mean") => h,
+                        _ => "if it is a newer SPK's section, nothing here reads it; otherwise check its spelling".to_string(),
+                    };
                     self.push(
-                        Severity::Error,
+                        Severity::Warning,
                         other,
-                        "unknown section",
-                        suggest(other, n, &known),
+                        "unknown section: ignored",
+                        Some(hint),
                         Some(&n.source),
                     );
                 }
@@ -611,6 +651,7 @@ impl Walker {
                         0,
                     ),
                     lock_max_tries: self.uint(it, &ipath, "lock_max_tries", d.lock_max_tries, 1),
+                    update_message_channel_set: it.contains_key("update_message_channel"),
                     update_message_channel: self
                         .string(it, &ipath, "update_message_channel")
                         .unwrap_or(d.update_message_channel),

@@ -35,6 +35,10 @@ pub struct IndexConfig {
     pub lock_sleep_seconds: u64,
     pub lock_max_tries: u64,
     pub update_message_channel: String,
+    /// Whether `update_message_channel` was written in the config (rather
+    /// than SPK's default `"kafka"`): a default naming no channel is a note,
+    /// an explicit one a mistake.
+    pub update_message_channel_set: bool,
     pub update_event_send_freq_ms: u64,
 }
 
@@ -46,6 +50,7 @@ impl Default for IndexConfig {
             lock_sleep_seconds: 6,
             lock_max_tries: 5,
             update_message_channel: "kafka".into(),
+            update_message_channel_set: false,
             update_event_send_freq_ms: 5000,
         }
     }

@@ -73,7 +73,11 @@ fn report_with(
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
-    let warnings = diags.len() - errors;
+    let warnings = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    let notes = diags.len() - errors - warnings;
     let ok = errors == 0 && !(strict && warnings > 0);
     match format {
         Format::Json => {
@@ -82,6 +86,7 @@ fn report_with(
                 "sources": cfg.sources,
                 "errors": errors,
                 "warnings": warnings,
+                "notes": notes,
                 "diagnostics": diags,
             });
             if let Some(l) = live {
@@ -109,6 +114,7 @@ fn report_with(
                 let mark = match d.severity {
                     Severity::Error => "[x] error  ",
                     Severity::Warning => "[!] warning",
+                    Severity::Note => "[i] note   ",
                 };
                 let path = if d.path.is_empty() {
                     String::new()
@@ -124,7 +130,7 @@ fn report_with(
                 }
             }
             println!(
-                "{} {errors} error(s), {warnings} warning(s)",
+                "{} {errors} error(s), {warnings} warning(s), {notes} note(s)",
                 if ok { "[ok]" } else { "[failed]" }
             );
         }

@@ -43,11 +43,11 @@ fn status_reporter(
     cfg: &Config,
     repo: &ResolvedRepo,
 ) -> anyhow::Result<Box<dyn IndexStatusReporter>> {
-    let (reporter, note) = spk_messaging_kafka::status_reporter(cfg, repo)?.into_reporter();
-    if let Some(note) = note {
-        eprintln!("note: {note}");
+    let sink = spk_messaging_kafka::status_reporter(cfg, repo)?;
+    if let spk_messaging_kafka::StatusSink::None { note, warning } = &sink {
+        eprintln!("{}: {note}", if *warning { "warning" } else { "note" });
     }
-    Ok(reporter)
+    Ok(sink.into_reporter().0)
 }
 
 fn progress_bar() -> Option<spk_repo::ProgressFn> {

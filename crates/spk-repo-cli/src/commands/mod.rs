@@ -38,7 +38,11 @@ impl Context {
             .into_result()
             .context("cannot use the SPK config (run `spk messaging check-config` for details)")?;
         for w in warnings {
-            tracing::warn!("{w}");
+            if w.severity == spk_messaging_core::Severity::Note {
+                tracing::info!("{w}");
+            } else {
+                tracing::warn!("{w}");
+            }
         }
         Ok(cfg)
     }

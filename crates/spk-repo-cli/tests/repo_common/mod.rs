@@ -106,17 +106,15 @@ pub fn open_index(root: &Path) -> spk_repo::fb::IndexFile {
     spk_repo::fb::IndexFile::open(index_path(root)).unwrap()
 }
 
-/// A channel with no topics: SPK's config requires an indexed repository's
-/// `update_message_channel` to exist; with no topic nothing is sent.
-pub const CHANNEL: &str = "[[messaging]]\n[messaging.kafka]\nname = \"kafka\"\nbrokers = [\"localhost:9\"]\nrepo_names = [\"origin\"]\n";
-
-/// Writes a config naming `root` as repository `origin` (`use_index = true`).
+/// Writes a config naming `root` as repository `origin` (`use_index = true`)
+/// and nothing else: no `[[messaging]]`, as a site without Kafka has it (SPK
+/// accepts it; the index is written and no status is sent).
 pub fn config(dir: &Path, root: &Path, extra: &str) -> PathBuf {
     let p = dir.join("spk.toml");
     std::fs::write(
         &p,
         format!(
-            "{CHANNEL}[repositories.origin]\naddress = {:?}\nuse_index = true\n{extra}\n[repositories.origin.index]\nlock_max_tries = 1\nlock_sleep_seconds = 0\n",
+            "[repositories.origin]\naddress = {:?}\nuse_index = true\n{extra}\n[repositories.origin.index]\nlock_max_tries = 1\nlock_sleep_seconds = 0\n",
             root.display().to_string()
         ),
     )
