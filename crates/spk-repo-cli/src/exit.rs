@@ -16,6 +16,13 @@ pub const NOT_DELIVERED: i32 = 4;
 pub const INDEXER_DOWN: i32 = 5;
 /// wait-index: no new status message within the listener timeout.
 pub const WAIT_TIMEOUT: i32 = 6;
+/// A TLS connection to the brokers failed: untrusted or expired
+/// certificate, hostname mismatch, TLS spoken to a plaintext port or
+/// plaintext to a TLS port.
+pub const TLS_FAILED: i32 = 7;
+/// SASL authentication failed: wrong user or password, or a mechanism the
+/// broker does not offer.
+pub const AUTH_FAILED: i32 = 8;
 
 /// An error that carries its own exit code.
 #[derive(Debug)]
