@@ -20,7 +20,7 @@ pub enum IdentError {
     Name { value: String, reason: String },
     #[error("invalid version {value:?}: {reason}; a valid version is dot-separated non-negative integers with optional `-pre` and `+post` tags (e.g. `1.2.3`, `1.2.3-alpha.1+r.2`)")]
     Version { value: String, reason: String },
-    #[error("invalid build {value:?}: {reason}; a valid build is an 8-character base32 digest of A-Z and 2-7 (e.g. `3I42H3S6`), `src`, or `embedded`")]
+    #[error("invalid build {value:?}: {reason}; a valid build is an 8-character base32 digest of A-Z and 2-7 (e.g. `3I42H3S6`), `src`, `embedded`, `embedded[parent/1.0/3I42H3S6]` or `embedded-by-<BASE32>`")]
     Build { value: String, reason: String },
     #[error("invalid package identifier {value:?}: {reason}; expected `name`, `name/version` or `name/version/build` (e.g. `my-pkg/1.2.3/3I42H3S6`)")]
     Ident { value: String, reason: String },
@@ -228,11 +228,19 @@ impl fmt::Display for Version {
     }
 }
 
-/// A validated build: a base32 digest, `src` or `embedded`.
+/// A validated build, in every form SPK names one: an 8-character base32
+/// digest, `src`, `embedded`, `embedded[PARENT]` (the build of a package
+/// embedded in PARENT, e.g. `embedded[pkg/1.0/3I42H3S6]` or
+/// `embedded[pkg:run/1.0/3I42H3S6]`), and `embedded-by-<BASE32>` (the name
+/// spfs gives an embed stub: base32 of the `embedded[...]` text).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Build {
     Source,
     Embedded,
+    /// `embedded[...]`, the whole text.
+    EmbeddedIn(String),
+    /// `embedded-by-<BASE32>`, the whole text.
+    EmbeddedBy(String),
     Digest(String),
 }
 
@@ -241,10 +249,14 @@ impl Build {
         match self {
             Build::Source => "src",
             Build::Embedded => "embedded",
-            Build::Digest(d) => d,
+            Build::EmbeddedIn(s) | Build::EmbeddedBy(s) | Build::Digest(s) => s,
         }
     }
 }
+
+/// The longest build text accepted (an `embedded[...]` names a parent
+/// package; nothing SPK writes comes near this).
+const MAX_BUILD_LEN: usize = 1024;
 
 impl FromStr for Build {
     type Err = IdentError;
@@ -258,6 +270,31 @@ impl FromStr for Build {
             value: s.to_string(),
             reason,
         };
+        if s.len() > MAX_BUILD_LEN {
+            return Err(err(format!("it is longer than {MAX_BUILD_LEN} bytes")));
+        }
+        if let Some(inner) = s.strip_prefix("embedded[") {
+            let Some(parent) = inner.strip_suffix(']') else {
+                return Err(err("`embedded[` is not closed by a final `]`".into()));
+            };
+            embedded_parent_problem(parent).map_or(Ok(()), |r| Err(err(r)))?;
+            return Ok(Build::EmbeddedIn(s.to_string()));
+        }
+        if let Some(code) = s.strip_prefix("embedded-by-") {
+            let body = code.trim_end_matches('=');
+            if body.is_empty() {
+                return Err(err("nothing follows `embedded-by-`".into()));
+            }
+            if let Some(c) = body
+                .chars()
+                .find(|c| !(c.is_ascii_uppercase() || ('2'..='7').contains(c)))
+            {
+                return Err(err(format!(
+                    "{c:?} is not a base32 character (after `embedded-by-`)"
+                )));
+            }
+            return Ok(Build::EmbeddedBy(s.to_string()));
+        }
         if s.len() != 8 {
             return Err(err(format!(
                 "a digest has 8 characters, this has {}",
@@ -272,6 +309,33 @@ impl FromStr for Build {
         }
         Ok(Build::Digest(s.to_string()))
     }
+}
+
+/// What is wrong with the parent named in `embedded[PARENT]`, if anything:
+/// `name[:components]` then optionally `/version` and `/build`. The parts
+/// are checked as far as the Indexer needs (a name; no stray brackets);
+/// components (`run`, `{run,lib}`) are not interpreted.
+fn embedded_parent_problem(parent: &str) -> Option<String> {
+    if parent.is_empty() {
+        return Some("`embedded[]` names no parent package".into());
+    }
+    let mut parts = parent.splitn(3, '/');
+    let head = parts.next().unwrap_or_default();
+    let name = head.split(':').next().unwrap_or_default();
+    if let Err(e) = name.parse::<PkgName>() {
+        return Some(format!("the parent inside `embedded[...]`: {e}"));
+    }
+    if let Some(v) = parts.next() {
+        if let Err(e) = v.parse::<Version>() {
+            return Some(format!("the parent inside `embedded[...]`: {e}"));
+        }
+    }
+    if let Some(b) = parts.next() {
+        if let Err(e) = b.parse::<Build>() {
+            return Some(format!("the parent inside `embedded[...]`: {e}"));
+        }
+    }
+    None
 }
 
 impl fmt::Display for Build {
@@ -305,11 +369,13 @@ impl PkgIdent {
 impl FromStr for PkgIdent {
     type Err = IdentError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = s.split('/').collect();
-        if parts.len() > 3 {
+        // The build may itself hold '/' (`embedded[pkg/1.0/3I42H3S6]`):
+        // name and version never do, so the third part is the rest.
+        let parts: Vec<&str> = s.splitn(3, '/').collect();
+        if parts.len() == 3 && parts[2].contains('/') && !parts[2].starts_with("embedded[") {
             return Err(IdentError::Ident {
                 value: s.to_string(),
-                reason: format!("it has {} parts separated by '/'", parts.len()),
+                reason: format!("it has {} parts separated by '/'", s.split('/').count()),
             });
         }
         let name = parts[0].parse()?;
@@ -395,6 +461,57 @@ mod tests {
         assert!(e.contains("8-character base32"), "{e}");
         assert!("ABCDEFG1".parse::<Build>().is_err());
         assert!("abcdefgh".parse::<Build>().is_err());
+    }
+
+    #[test]
+    fn every_build_spk_names_is_accepted() {
+        for (text, want) in [
+            ("embedded", Build::Embedded),
+            (
+                "embedded[pkg/1.0/3I42H3S6]",
+                Build::EmbeddedIn("embedded[pkg/1.0/3I42H3S6]".into()),
+            ),
+            (
+                "embedded[my-tool:run/1.2.0/GMTG3CXY]",
+                Build::EmbeddedIn("embedded[my-tool:run/1.2.0/GMTG3CXY]".into()),
+            ),
+            (
+                "embedded[my-tool:{run,lib}/1.2.3+r.1/src]",
+                Build::EmbeddedIn("embedded[my-tool:{run,lib}/1.2.3+r.1/src]".into()),
+            ),
+            ("embedded[pkg]", Build::EmbeddedIn("embedded[pkg]".into())),
+            (
+                "embedded-by-MVWWEZLEMRSWIW3NPEWXI33PNQ5HE5LOF4YS4MROGAXUORFVKRDTGQ2YLFOQ====",
+                Build::EmbeddedBy(
+                    "embedded-by-MVWWEZLEMRSWIW3NPEWXI33PNQ5HE5LOF4YS4MROGAXUORFVKRDTGQ2YLFOQ===="
+                        .into(),
+                ),
+            ),
+            ("src", Build::Source),
+        ] {
+            let b: Build = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(b, want);
+            assert_eq!(b.to_string(), text, "round trip");
+            let full = format!("emb/2.0/{text}");
+            let id = PkgIdent::parse_full(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
+            assert_eq!(id.name.as_str(), "emb");
+            assert_eq!(id.version.as_ref().map(|v| v.as_str()), Some("2.0"));
+            assert_eq!(id.to_string(), full);
+        }
+        for bad in [
+            "embedded[",
+            "embedded[]",
+            "embedded[Pkg/1.0]",
+            "embedded[pkg/1.x]",
+            "embedded[pkg/1.0/ABC]",
+            "embedded-by-",
+            "embedded-by-abc",
+            "embeddedx",
+        ] {
+            let e = bad.parse::<Build>().unwrap_err().to_string();
+            assert!(e.contains("embedded-by-<BASE32>"), "{bad}: {e}");
+        }
+        assert!(PkgIdent::parse_full("a-b/1.0/3I42H3S6/x").is_err());
     }
 
     #[test]
