@@ -42,6 +42,7 @@ use spk_messaging_core::{
 };
 
 use crate::client::{consumer, ChannelContext, ClientError};
+use crate::metrics::{self, Consumed};
 use crate::producer::{ChannelProducer, Producers};
 use crate::reporter::KafkaStatusReporter;
 
@@ -244,6 +245,7 @@ pub fn run(
         last_rebuild: Mutex::new(None),
     };
     let repo_url = setup.repo.address.to_url();
+    let obs = metrics::global();
     tracing::info!(indexer = %setup.name, group = %group, topic = %setup.package_topic, repo = %repo_url, "indexer started");
 
     let heartbeat = || {
@@ -254,6 +256,7 @@ pub fn run(
             start: chrono::Utc::now().timestamp(),
         };
         if let Err(e) = out.reporter().report(&msg) {
+            obs.broker_error();
             tracing::warn!("heartbeat not delivered: {e}");
         }
         out.recover();
@@ -274,6 +277,7 @@ pub fn run(
     let mut next_assign_check = Instant::now();
 
     while !stop.load(Ordering::SeqCst) {
+        obs.tick();
         if Instant::now() >= next_assign_check {
             match assign_new_partitions(
                 &consumer,
@@ -287,10 +291,13 @@ pub fn run(
                     setup.package_topic,
                     assigned.len()
                 ),
-                Err(e) => tracing::warn!(
-                    "cannot read the partitions of {} yet: {e}; retrying",
-                    setup.package_topic
-                ),
+                Err(e) => {
+                    obs.broker_error();
+                    tracing::warn!(
+                        "cannot read the partitions of {} yet: {e}; retrying",
+                        setup.package_topic
+                    )
+                }
             }
             // Soon while nothing is assigned (broker down at start), then now and then.
             next_assign_check = Instant::now()
@@ -311,6 +318,7 @@ pub fn run(
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Err(e)) => {
+                obs.broker_error();
                 // librdkafka reconnects by itself; say so now and then.
                 if last_poll_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     tracing::warn!("package updates topic: {e}; retrying");
@@ -325,19 +333,23 @@ pub fn run(
                 match classify(m.payload(), &setup.repo.name, &setup.repo.address) {
                     Classified::Package(item) => {
                         tracing::debug!(partition = p, offset = o, "event for {item}");
+                        obs.consumed(Consumed::Package);
                         pending.items.insert(item);
                         pending.last_event = Some(Instant::now());
                     }
                     Classified::Full => {
                         tracing::info!(partition = p, offset = o, "generate index requested");
+                        obs.consumed(Consumed::GenerateIndex);
                         pending.full = true;
                         pending.last_event = Some(Instant::now());
                     }
-                    Classified::Other => {}
+                    Classified::Other => obs.consumed(Consumed::Ignored),
                     Classified::Malformed(why) => {
+                        obs.consumed(Consumed::Malformed);
                         tracing::warn!("skipping malformed message at topic {} partition {p} offset {o}: {why}", setup.package_topic);
                     }
                 }
+                obs.pending(pending.items.len(), pending.full);
             }
         }
 
@@ -351,13 +363,17 @@ pub fn run(
                 let scope = pending.scope();
                 tracing::info!("indexing {scope:?}");
                 let reporter = out.reporter();
+                obs.run_started();
+                let began = Instant::now();
                 let result = runner.run(&scope, &reporter);
+                obs.run_done(&scope, &result, began.elapsed());
                 out.recover();
                 match result {
                     Ok(summary) => {
                         tracing::info!("index updated: {summary}");
                         commit(&consumer, &setup.package_topic, &pending.offsets);
                         pending = Pending::default();
+                        obs.pending(0, false);
                         retry_at = None;
                         failures = 0;
                     }

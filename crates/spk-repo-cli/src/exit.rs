@@ -24,6 +24,10 @@ pub const TLS_FAILED: i32 = 7;
 /// broker does not offer.
 pub const AUTH_FAILED: i32 = 8;
 
+/// status: the Indexer is alive but more than `--max-lag` package events
+/// wait for a run, the oldest for longer than `--max-lag-age`.
+pub const LAGGING: i32 = 10;
+
 /// An error that carries its own exit code.
 #[derive(Debug)]
 pub struct Exit {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod exit;
 mod output;
+mod serve;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +26,10 @@ struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log format on stderr: text, or one JSON object per line (for log
+    /// shippers; the same fields).
+    #[arg(long, global = true, value_enum, default_value_t, value_name = "FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Top,
 }
@@ -34,12 +39,19 @@ enum Top {
     /// Repository commands: index, ls, send-event, indexer.
     #[command(subcommand)]
     Repo(commands::RepoCmd),
-    /// Messaging commands: check-config, schema, dev-broker, wait-index.
+    /// Messaging commands: check-config, schema, dev-broker, wait-index, tail, status.
     #[command(subcommand)]
     Messaging(commands::MessagingCmd),
 }
 
-fn init_logging(verbose: u8) {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -47,11 +59,20 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => fmt.init(),
+        // One object per line: timestamp, level, message and every field
+        // at the top level.
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
 }
 
 /// The error and its causes, `: `-separated as `{:#}` prints them, leaving
@@ -71,7 +92,7 @@ fn error_text(err: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format);
     let ctx = commands::Context {
         config_file: cli.config,
     };

@@ -22,6 +22,10 @@ pub struct Args {
     /// The indexer's name: a key of `indexers` in the config.
     #[arg(long)]
     name: String,
+    /// Serve /metrics (Prometheus), /healthz and /readyz over plain HTTP on
+    /// this address, e.g. 127.0.0.1:9464 (port 0: any free port, printed).
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::serve::parse_addr)]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Index runs for the service: one attempt at the lock each (the service
@@ -88,7 +92,36 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     let runner = RepoRunner {
         repo: setup.repo.clone(),
     };
+    let _server = match args.metrics_addr {
+        Some(addr) => Some(serve_metrics(&setup, addr, &stop)?),
+        None => None,
+    };
     indexer::run(&setup, &runner, &stop).map_err(anyhow::Error::from)?;
     eprintln!("indexer {}: stopped", setup.name);
     Ok(())
+}
+
+/// Starts the metrics endpoints and the broker probe behind `/readyz`.
+fn serve_metrics(
+    setup: &indexer::IndexerSetup,
+    addr: std::net::SocketAddr,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<crate::serve::MetricsServer> {
+    let m = spk_messaging_kafka::metrics::global();
+    m.identify(&setup.name, &setup.repo.address.to_url(), &setup.channel.name);
+    m.tick();
+    let server = crate::serve::start(addr, m)?;
+    spk_messaging_kafka::metrics::spawn_probe(
+        &setup.channel,
+        &setup.package_topic,
+        m,
+        std::time::Duration::from_secs(2),
+        stop.clone(),
+    )
+    .map_err(anyhow::Error::from)?;
+    eprintln!(
+        "indexer {}: metrics on http://{}/metrics (also /healthz, /readyz)",
+        setup.name, server.addr
+    );
+    Ok(server)
 }

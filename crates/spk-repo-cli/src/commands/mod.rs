@@ -17,6 +17,8 @@ mod ls;
 mod schema;
 mod send_event;
 mod show;
+mod status;
+mod tail;
 mod test_hooks;
 mod wait_index;
 
@@ -131,6 +133,10 @@ pub enum MessagingCmd {
     DevBroker(dev_broker::Args),
     /// Wait until the repository's index has caught up.
     WaitIndex(wait_index::Args),
+    /// Follow the topics: every message decoded, one line (or JSON object) each.
+    Tail(tail::Args),
+    /// Is an Indexer alive for a repository, and how far behind is it.
+    Status(status::Args),
 }
 
 impl MessagingCmd {
@@ -140,6 +146,8 @@ impl MessagingCmd {
             MessagingCmd::Schema(a) => schema::run(a),
             MessagingCmd::DevBroker(a) => dev_broker::run(ctx, a),
             MessagingCmd::WaitIndex(a) => wait_index::run(ctx, a),
+            MessagingCmd::Tail(a) => tail::run(ctx, a),
+            MessagingCmd::Status(a) => status::run(ctx, a),
         }
     }
 }
