@@ -8,10 +8,12 @@ pub mod config;
 pub mod diagnostic;
 pub mod health;
 pub mod ident;
+pub mod indexer;
 pub mod indexing;
 pub mod message;
 pub mod route;
 pub mod status;
+pub mod wait;
 pub mod watch;
 
 pub use about::RepoTarget;

@@ -1,42 +1,31 @@
-//! Waiting until a repository's index has caught up with a change.
+//! Waiting until a repository's index has caught up with a change: the
+//! Kafka I/O around [`spk_messaging_core::wait::Waiter`], which makes every
+//! decision (see its docs and `docs/contract.md`).
 //!
-//! As SPK's waiters do, we read the index status topic by manual assignment
-//! (no consumer-group join, which takes seconds on some brokers), but we
-//! decide whether an indexer is alive from what the topic *holds*, read to
-//! its end with a proper timeout, not from whatever the first poll happens
-//! to return:
-//!
-//! 1. fetch the topic's partitions and their high watermarks (bounded by
-//!    `index_update_listener_broker_fetch_timeout_ms`);
-//! 2. start every partition at the first message of the recent past
-//!    (`index_update_listener_recent_past_duration_ms`, or `since` if
-//!    earlier), found by timestamp, and at least its last 100 messages (not
-//!    every broker looks offsets up by time), and read up to those
-//!    watermarks; message timestamps decide what is recent;
-//! 3. no message about this repository in the recent past: the indexer is
-//!    down, say so at once; otherwise keep reading until an "index
-//!    completed" for the repository with `start >= since` arrives, giving up
-//!    after `index_update_listener_timeout_ms` with no new message about it.
+//! Here: the status topic's partitions and high watermarks are fetched
+//! (bounded by `index_update_listener_broker_fetch_timeout_ms`), offsets are
+//! looked up by time, partitions are assigned manually (no group join,
+//! which takes seconds on some brokers) from
+//! [`spk_messaging_core::wait::start_offsets`], and each polled message and
+//! clock tick is handed to the waiter. A consumer error that will not go away
+//! by waiting (authorization, an unknown topic, failed authentication) ends
+//! the wait as an error naming it, instead of turning into a timeout.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Serialize;
 use spk_messaging_core::config::KafkaChannelConfig;
-use spk_messaging_core::{IndexEvent, IndexStatusMessage};
+use spk_messaging_core::wait::{start_offsets, WaitRules, WaitStep, Waiter};
+use spk_messaging_core::{RepoAddress, RepoTarget};
 
 use crate::client::{consumer, ClientError};
 
-/// How far back to read a partition when the broker cannot look offsets up
-/// by time.
-const LOOKBACK_WITHOUT_TIMES: i64 = 2000;
-/// Every partition is read at least this far back, whatever the lookup by
-/// time says: some brokers (librdkafka's mock cluster) answer "end" to any
-/// timestamp. Timestamps, not offsets, decide what counts as recent.
-const ALWAYS_READ_LAST: i64 = 100;
+pub use spk_messaging_core::wait::{Seen, WaitOutcome, WaitReport, DEFAULT_PATIENCE_MS};
 
 /// What to wait for.
 #[derive(Debug, Clone)]
@@ -55,48 +44,8 @@ pub struct WaitRequest {
     pub since_ms: Option<i64>,
     /// Overrides the channel's `index_update_listener_timeout_ms`.
     pub timeout: Option<Duration>,
-}
-
-/// A status message seen while waiting.
-#[derive(Debug, Clone, Serialize)]
-pub struct Seen {
-    pub event: String,
-    pub name: String,
-    pub repo: String,
-    pub start: i64,
-    pub partition: i32,
-    pub offset: i64,
-    /// Kafka timestamp, milliseconds since the epoch.
-    pub timestamp_ms: Option<i64>,
-}
-
-/// How waiting ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WaitOutcome {
-    /// "index completed" for the repository with `start >= since` arrived.
-    Completed,
-    /// No status message about the repository in the recent past.
-    IndexerDown,
-    /// No new message about the repository within the listener timeout.
-    TimedOut,
-}
-
-/// What the waiter saw.
-#[derive(Debug, Clone, Serialize)]
-pub struct WaitReport {
-    pub outcome: WaitOutcome,
-    pub repo_name: String,
-    pub since: i64,
-    /// The newest message about the repository before waiting began, and
-    /// how old it was then.
-    pub newest_before_wait: Option<Seen>,
-    pub newest_age_ms: Option<i64>,
-    /// The "index completed" that ended the wait.
-    pub completed: Option<Seen>,
-    /// Messages about the repository read while waiting.
-    pub seen: Vec<Seen>,
-    pub waited_ms: u64,
+    /// The cap on the whole wait (default [`DEFAULT_PATIENCE_MS`]).
+    pub max_wait: Option<Duration>,
 }
 
 /// The waiter could not read the topic.
@@ -113,16 +62,42 @@ pub enum WaitError {
         timeout_ms: u64,
         reason: String,
     },
+    #[error("reading topic {topic:?} from brokers {brokers} failed: {reason}")]
+    Consumer {
+        topic: String,
+        brokers: String,
+        reason: String,
+    },
 }
 
-fn about_repo(m: &IndexStatusMessage, req: &WaitRequest) -> bool {
-    m.name == req.repo_name || m.repo == req.repo_url
+/// Whether a consumer error cannot go away by waiting: the wait ends with
+/// it instead of timing out.
+pub fn is_fatal_consumer_error(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::Authentication
+        )
+    )
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Waits for the repository's index to complete a run started at or after
 /// `req.since`.
 pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<WaitReport, WaitError> {
-    let began = Instant::now();
     let topic = ch
         .index_updates_topic_name
         .clone()
@@ -130,21 +105,19 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
             channel: ch.name.clone(),
         })?;
     let fetch_timeout = Duration::from_millis(ch.index_update_listener_broker_fetch_timeout_ms);
-    let listen_timeout = req
-        .timeout
-        .unwrap_or(Duration::from_millis(ch.index_update_listener_timeout_ms));
+    let rules = WaitRules::from_channel(ch, req.timeout.map(millis), req.max_wait.map(millis));
     let unreachable = |reason: String| WaitError::Unreachable {
         topic: topic.clone(),
         brokers: ch.brokers.join(","),
         timeout_ms: ch.index_update_listener_broker_fetch_timeout_ms,
         reason,
     };
-
-    let group = format!(
-        "spk-wait-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_millis()
+    let target = RepoTarget::new(
+        req.repo_name.clone(),
+        RepoAddress::parse(&req.repo_url, Path::new("/")).ok(),
     );
+
+    let group = format!("spk-wait-{}-{}", std::process::id(), now_ms());
     let consumer = consumer(
         ch,
         &[
@@ -172,22 +145,31 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
         None => e,
     };
 
-    // 1. Partitions and where each ends now.
+    // Partitions and where each ends now.
     let md = consumer
         .fetch_metadata(Some(&topic), fetch_timeout)
         .map_err(|e| unreachable(with_last(e.to_string())))?;
+    let mut topic_error = None;
     let partitions: Vec<i32> = md
         .topics()
         .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
+        .filter(|t| t.name() == topic)
+        .filter(|t| match t.error() {
+            None => true,
+            Some(e) => {
+                topic_error = Some(RDKafkaErrorCode::from(e).to_string());
+                false
+            }
+        })
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(unreachable(format!(
-            "topic {topic:?} does not exist on the cluster"
-        )));
+        return Err(unreachable(match topic_error {
+            Some(e) => format!("the cluster reports an error for topic {topic:?}: {e}"),
+            None => format!("topic {topic:?} does not exist on the cluster"),
+        }));
     }
-    let mut ends: HashMap<i32, (i64, i64)> = HashMap::new();
+    let mut ends: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
     for p in &partitions {
         let w = consumer
             .fetch_watermarks(&topic, *p, fetch_timeout)
@@ -195,40 +177,44 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
         ends.insert(*p, w);
     }
 
-    // 2. Start at the recent past (or `since`, if earlier).
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let recent_ms =
-        i64::try_from(ch.index_update_listener_recent_past_duration_ms).unwrap_or(i64::MAX);
-    let from_ms = (now_ms - recent_ms).min(req.since.saturating_mul(1000));
+    // Where each partition is read from.
+    let began = now_ms();
+    let probe = Waiter::new(
+        target.clone(),
+        req.since,
+        req.since_ms,
+        rules,
+        &ends,
+        &BTreeMap::new(),
+        began,
+    );
     let mut by_time = TopicPartitionList::new();
     for p in &partitions {
         by_time
-            .add_partition_offset(&topic, *p, Offset::Offset(from_ms))
+            .add_partition_offset(&topic, *p, Offset::Offset(probe.read_from_ms()))
             .map_err(|e| unreachable(e.to_string()))?;
     }
-    let starts: HashMap<i32, i64> = match consumer.offsets_for_times(by_time, fetch_timeout) {
-        Ok(found) => found
-            .elements()
-            .iter()
-            .map(|e| {
-                let (low, high) = ends[&e.partition()];
-                let by_time = match e.offset() {
-                    Offset::Offset(o) => o.clamp(low, high),
-                    _ => high,
-                };
-                (
-                    e.partition(),
-                    by_time.min((high - ALWAYS_READ_LAST).max(low)),
-                )
-            })
-            .collect(),
-        Err(e) => {
-            tracing::debug!("offsets by time unavailable ({e}); reading the last {LOOKBACK_WITHOUT_TIMES} messages of each partition");
-            ends.iter()
-                .map(|(p, (low, high))| (*p, (high - LOOKBACK_WITHOUT_TIMES).max(*low)))
-                .collect()
-        }
-    };
+    let found: Option<BTreeMap<i32, Option<i64>>> =
+        match consumer.offsets_for_times(by_time, fetch_timeout) {
+            Ok(found) => Some(
+                found
+                    .elements()
+                    .iter()
+                    .map(|e| {
+                        let o = match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        };
+                        (e.partition(), o)
+                    })
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::debug!("offsets by time unavailable ({e}); reading further back");
+                None
+            }
+        };
+    let starts = start_offsets(&ends, found.as_ref());
     let mut assign = TopicPartitionList::new();
     for (p, o) in &starts {
         assign
@@ -239,120 +225,48 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
         .assign(&assign)
         .map_err(|e| unreachable(with_last(e.to_string())))?;
 
-    let mut report = WaitReport {
-        outcome: WaitOutcome::TimedOut,
-        repo_name: req.repo_name.clone(),
-        since: req.since,
-        newest_before_wait: None,
-        newest_age_ms: None,
-        completed: None,
-        seen: Vec::new(),
-        waited_ms: 0,
-    };
-    // Partitions not yet read up to the watermark fetched in step 1.
-    let mut behind: HashMap<i32, i64> = starts
-        .iter()
-        .filter(|(p, o)| **o < ends[p].1)
-        .map(|(p, _)| (*p, ends[p].1))
-        .collect();
-    let catch_up_deadline = Instant::now() + fetch_timeout;
-    let mut caught_up = behind.is_empty();
-    let mut deadline = Instant::now() + listen_timeout;
-    // Kafka timestamps of the "index started" messages seen, by `start`.
-    let mut started_at: HashMap<i64, i64> = HashMap::new();
-
-    loop {
-        if caught_up
-            && report.newest_before_wait.is_none()
-            && report.outcome != WaitOutcome::Completed
-        {
-            // Step 3: nothing about the repository in the recent past.
-            report.outcome = WaitOutcome::IndexerDown;
-            break;
-        }
-        let now = Instant::now();
-        if !caught_up && now > catch_up_deadline {
-            return Err(unreachable(with_last(format!(
-                "could not read the recent past of {} partition(s) in time",
-                behind.len()
-            ))));
-        }
-        if caught_up && now > deadline {
-            report.outcome = WaitOutcome::TimedOut;
-            break;
-        }
-        let Some(r) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let m = match r {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!("status topic: {e}");
-                continue;
+    let mut waiter = Waiter::new(
+        target,
+        req.since,
+        req.since_ms,
+        rules,
+        &ends,
+        &starts,
+        began,
+    );
+    let mut step = waiter.on_tick(now_ms());
+    let mut last_error_log: Option<i64> = None;
+    while step == WaitStep::Continue {
+        step = match consumer.poll(Duration::from_millis(100)) {
+            None => waiter.on_tick(now_ms()),
+            Some(Ok(m)) => waiter.on_message(
+                m.partition(),
+                m.offset(),
+                m.timestamp().to_millis(),
+                m.payload(),
+                now_ms(),
+            ),
+            Some(Err(e)) if is_fatal_consumer_error(&e) => {
+                return Err(WaitError::Consumer {
+                    topic,
+                    brokers: ch.brokers.join(","),
+                    reason: with_last(e.to_string()),
+                });
+            }
+            Some(Err(e)) => {
+                // Transient (a broker restarting): librdkafka retries; say so
+                // now and then, and let the waiter's clock decide.
+                let now = now_ms();
+                if last_error_log.is_none_or(|t| now - t > 10_000) {
+                    tracing::warn!("status topic {topic}: {e}; retrying");
+                    last_error_log = Some(now);
+                }
+                waiter.on_tick(now)
             }
         };
-        let (partition, offset) = (m.partition(), m.offset());
-        if let Some(end) = behind.get(&partition) {
-            if offset + 1 >= *end {
-                behind.remove(&partition);
-            }
-        }
-        let status = m.payload().map(IndexStatusMessage::from_bytes);
-        let was_caught_up = caught_up;
-        caught_up = behind.is_empty();
-        if caught_up && !was_caught_up {
-            // The recent past is read: the listener timeout starts now.
-            deadline = Instant::now() + listen_timeout;
-        }
-        let Some(Ok(status)) = status else {
-            tracing::debug!(
-                partition,
-                offset,
-                "skipping a status message that is not SPK's format"
-            );
-            continue;
-        };
-        if !about_repo(&status, req) {
-            continue;
-        }
-        let ts = m.timestamp().to_millis();
-        let seen = Seen {
-            event: status.event.to_string(),
-            name: status.name.clone(),
-            repo: status.repo.clone(),
-            start: status.start,
-            partition,
-            offset,
-            timestamp_ms: ts,
-        };
-        if !was_caught_up {
-            // Part of the recent past: is it recent enough to prove life?
-            let t = ts.unwrap_or(status.start.saturating_mul(1000));
-            if t >= now_ms - recent_ms && report.newest_age_ms.is_none_or(|a| now_ms - t < a) {
-                report.newest_age_ms = Some(now_ms - t);
-                report.newest_before_wait = Some(seen.clone());
-            }
-        } else {
-            deadline = Instant::now() + listen_timeout;
-        }
-        if status.event == IndexEvent::Started {
-            if let Some(t) = ts {
-                started_at.insert(status.start, t);
-            }
-        }
-        let covers = status.start > req.since
-            || (status.start == req.since
-                && req
-                    .since_ms
-                    .is_none_or(|ms| started_at.get(&status.start).is_some_and(|t| *t >= ms)));
-        if status.event == IndexEvent::Completed && covers {
-            report.completed = Some(seen.clone());
-            report.seen.push(seen);
-            report.outcome = WaitOutcome::Completed;
-            break;
-        }
-        report.seen.push(seen);
     }
-    report.waited_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(report)
+    match step {
+        WaitStep::Unreachable(reason) => Err(unreachable(with_last(reason))),
+        _ => Ok(waiter.report(now_ms())),
+    }
 }

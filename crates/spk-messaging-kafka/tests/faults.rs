@@ -250,6 +250,7 @@ fn the_waiter_never_shows_secrets_either() {
         since: 0,
         since_ms: None,
         timeout: None,
+        max_wait: None,
     };
     let e = spk_messaging_kafka::wait::wait_for_index(&ch, &req).expect_err("unknown property");
     let t = e.to_string();

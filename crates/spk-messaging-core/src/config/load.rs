@@ -348,6 +348,7 @@ const INDEXER_KEYS: &[&str] = &[
     "session_timeout_ms",
     "max_polling_interval_ms",
     "quiet_period_ms",
+    "max_delay_ms",
 ];
 
 #[derive(Debug, Default)]
@@ -840,6 +841,7 @@ impl Walker {
                 1,
             ),
             quiet_period_ms: self.uint(t, path, "quiet_period_ms", d.quiet_period_ms, 0),
+            max_delay_ms: self.uint(t, path, "max_delay_ms", d.max_delay_ms, 1),
         })
     }
 }

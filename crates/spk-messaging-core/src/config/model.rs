@@ -112,6 +112,9 @@ pub struct IndexerConfig {
     pub max_polling_interval_ms: u64,
     /// Our extension: how long events must pause before an update runs.
     pub quiet_period_ms: u64,
+    /// Our extension: the longest a pending event waits for a run to start,
+    /// however steadily events keep coming.
+    pub max_delay_ms: u64,
 }
 
 impl Default for IndexerConfig {
@@ -123,6 +126,7 @@ impl Default for IndexerConfig {
             session_timeout_ms: 120000,
             max_polling_interval_ms: 86400000,
             quiet_period_ms: 2000,
+            max_delay_ms: crate::indexer::DEFAULT_MAX_DELAY_MS,
         }
     }
 }

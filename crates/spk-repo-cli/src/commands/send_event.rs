@@ -102,6 +102,9 @@ pub struct Args {
     /// (default: the channel's index_update_listener_timeout_ms).
     #[arg(long, value_name = "MS", requires = "wait")]
     timeout_ms: Option<u64>,
+    /// With --wait: give up after this long in all (default 30 minutes).
+    #[arg(long, value_name = "MS", requires = "wait")]
+    max_wait_ms: Option<u64>,
 }
 
 /// One message to send on one route.
@@ -153,8 +156,11 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     let since = super::wait_index::Since::Moment(chrono::Utc::now().timestamp_millis());
     send(&cfg, &outgoing, &routes.skipped, &args)?;
     if args.wait {
-        let timeout = args.timeout_ms.map(std::time::Duration::from_millis);
-        return super::wait_index::wait(&cfg, &repo, since, timeout, args.format);
+        let bounds = super::wait_index::Bounds {
+            timeout_ms: args.timeout_ms,
+            max_wait_ms: args.max_wait_ms,
+        };
+        return super::wait_index::wait(&cfg, &repo, since, bounds, args.format);
     }
     Ok(())
 }

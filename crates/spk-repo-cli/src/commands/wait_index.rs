@@ -1,15 +1,18 @@
-//! `spk messaging wait-index --repo R [--since UNIX_SECONDS] [--timeout-ms T]`
+//! `spk messaging wait-index --repo R [--since UNIX_SECONDS] [--timeout-ms T] [--max-wait-ms M]`
 //!
 //! Waits until the repository's index has completed a run that started at
 //! or after `--since` (default: now). Exit 0 when it has; 5 at once when no
 //! indexer has said anything about the repository in the recent past; 6
 //! after `index_update_listener_timeout_ms` (or `--timeout-ms`) with no new
-//! message about it.
+//! message about it, or when the whole wait reached its cap (`--max-wait-ms`,
+//! default 30 minutes). It listens where the routing rule
+//! (`route_index_status`) says the repository's index status goes.
 
 use std::time::Duration;
 
 use anyhow::anyhow;
 use spk_messaging_core::config::{Config, ResolvedRepo};
+use spk_messaging_core::route::{route_index_status, IndexRoute};
 use spk_messaging_kafka::wait::{wait_for_index, WaitOutcome, WaitReport, WaitRequest};
 
 use crate::exit::{self, CmdResult, Exit};
@@ -28,6 +31,11 @@ pub struct Args {
     /// channel's index_update_listener_timeout_ms).
     #[arg(long, value_name = "MS")]
     timeout_ms: Option<u64>,
+    /// Give up after this long in all, even while status messages keep
+    /// coming (e.g. heartbeats of an indexer waiting for a lock held
+    /// elsewhere); default 1800000 (30 minutes).
+    #[arg(long, value_name = "MS")]
+    max_wait_ms: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
@@ -40,9 +48,21 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
         &cfg,
         &repo,
         Since::Seconds(since),
-        args.timeout_ms.map(Duration::from_millis),
+        Bounds {
+            timeout_ms: args.timeout_ms,
+            max_wait_ms: args.max_wait_ms,
+        },
         args.format,
     )
+}
+
+/// The bounds of a wait given on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds {
+    /// `--timeout-ms`: no new status message for this long.
+    pub timeout_ms: Option<u64>,
+    /// `--max-wait-ms`: the whole wait.
+    pub max_wait_ms: Option<u64>,
 }
 
 /// What to wait past.
@@ -59,13 +79,22 @@ pub fn wait(
     cfg: &Config,
     repo: &ResolvedRepo,
     since: Since,
-    timeout: Option<Duration>,
+    bounds: Bounds,
     format: Format,
 ) -> CmdResult {
-    let ch_name = &repo.config.index.update_message_channel;
-    let ch = cfg.channel(ch_name).ok_or_else(|| {
-        anyhow!("repository {:?}'s index.update_message_channel {ch_name:?} names no channel; there is no status to wait on", repo.name)
-    })?;
+    // Listen where the repository's index status goes: the one routing rule.
+    let ch = match route_index_status(cfg, repo) {
+        IndexRoute::Send { channel, .. } => cfg
+            .channel(&channel)
+            .ok_or_else(|| anyhow!("channel {channel:?} vanished from the config"))?,
+        IndexRoute::Skip { reason, .. } => {
+            return Err(anyhow!(
+                "repository {:?} has no index status to wait on: {reason}",
+                repo.name
+            )
+            .into())
+        }
+    };
     let (since, since_ms) = match since {
         Since::Seconds(s) => (s, None),
         Since::Moment(ms) => (ms.div_euclid(1000), Some(ms)),
@@ -75,14 +104,15 @@ pub fn wait(
         repo_url: repo.address.to_url(),
         since,
         since_ms,
-        timeout,
+        timeout: bounds.timeout_ms.map(Duration::from_millis),
+        max_wait: bounds.max_wait_ms.map(Duration::from_millis),
     };
     let report = wait_for_index(ch, &req).map_err(|e| Exit::with(exit::FAILURE, e.into()))?;
     print_report(&report, format);
     match report.outcome {
         WaitOutcome::Completed => Ok(()),
         WaitOutcome::IndexerDown => Err(Exit::code(exit::INDEXER_DOWN)),
-        WaitOutcome::TimedOut => Err(Exit::code(exit::WAIT_TIMEOUT)),
+        WaitOutcome::TimedOut | WaitOutcome::OutOfPatience => Err(Exit::code(exit::WAIT_TIMEOUT)),
     }
 }
 
@@ -105,6 +135,14 @@ fn print_report(r: &WaitReport, format: Format) {
                 "gave up on {} after {} ms: no new status message within the listener timeout ({} message(s) seen, none an index completed at or after {})",
                 r.repo_name,
                 r.waited_ms,
+                r.seen.len(),
+                r.since
+            ),
+            WaitOutcome::OutOfPatience => eprintln!(
+                "gave up on {} after {} ms: the whole wait may take at most {} ms (--max-wait-ms) ({} message(s) seen, none an index completed at or after {})",
+                r.repo_name,
+                r.waited_ms,
+                r.patience_ms,
                 r.seen.len(),
                 r.since
             ),
