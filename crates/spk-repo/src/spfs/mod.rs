@@ -36,7 +36,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use digest::{Digest, DigestParseError, DIGEST_SIZE, DIGEST_TEXT_LEN};
-pub use repo::{embed_stub_tag_name, BuildName, SpfsRepo, VersionEntry, EMBEDDED_BY_PREFIX};
+pub use repo::{
+    embed_stub_tag_name, BuildName, SpfsRepo, VersionEntry, EMBEDDED_BY_PREFIX, MAX_SPEC_BYTES,
+};
 pub use tag::{TagProblem, TagRecord, TagStreamError};
 pub use write::SpfsWriter;
 
@@ -64,6 +66,16 @@ pub enum SpfsError {
         tag: String,
         digest: Digest,
         path: PathBuf,
+    },
+    #[error(
+        "tag {tag} points to a spec of {size} bytes ({}), more than the {max} bytes a spec may have; it is skipped",
+        path.display()
+    )]
+    PayloadTooLarge {
+        tag: String,
+        path: PathBuf,
+        size: u64,
+        max: u64,
     },
     #[error(
         "{build} has no published components: no component tags in {} and no legacy tag {}",

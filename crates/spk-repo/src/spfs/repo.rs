@@ -23,6 +23,11 @@ const NAMESPACE_MARKER: &str = "#ns";
 /// The build-name prefix of an embed stub's tag.
 pub const EMBEDDED_BY_PREFIX: &str = "embedded-by-";
 
+/// The largest build spec read (16 MiB): SPK's specs are a few KiB, so a
+/// larger payload is a spec problem (reported, the build skipped), never an
+/// allocation of whatever size the file has.
+pub const MAX_SPEC_BYTES: u64 = 16 * 1024 * 1024;
+
 /// An opened spfs filesystem repository.
 #[derive(Debug, Clone)]
 pub struct SpfsRepo {
@@ -277,7 +282,51 @@ impl SpfsRepo {
             .ok_or_else(|| SpfsError::NoSuchTag {
                 path: self.tag_file(&tag),
             })?;
-        self.read_payload(&tag, &digest)
+        self.read_payload_at_most(&tag, &digest, MAX_SPEC_BYTES)
+    }
+
+    /// [`Self::read_payload`], refusing a payload larger than `max` bytes
+    /// without reading (or allocating) more than `max + 1` of them.
+    pub fn read_payload_at_most(
+        &self,
+        tag: &str,
+        digest: &Digest,
+        max: u64,
+    ) -> Result<Vec<u8>, SpfsError> {
+        use std::io::Read as _;
+        let path = self.payload_path(digest);
+        let missing = |e: io::Error| {
+            if e.kind() == io::ErrorKind::NotFound {
+                SpfsError::MissingPayload {
+                    tag: tag.to_string(),
+                    digest: *digest,
+                    path: path.clone(),
+                }
+            } else {
+                SpfsError::io(&path, e)
+            }
+        };
+        let f = fs::File::open(&path).map_err(missing)?;
+        let too_large = |size: u64| SpfsError::PayloadTooLarge {
+            tag: tag.to_string(),
+            path: path.clone(),
+            size,
+            max,
+        };
+        if let Ok(m) = f.metadata() {
+            if m.len() > max {
+                return Err(too_large(m.len()));
+            }
+        }
+        let mut bytes = Vec::new();
+        f.take(max.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| SpfsError::io(&path, e))?;
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        if len > max {
+            return Err(too_large(len));
+        }
+        Ok(bytes)
     }
 
     /// The components published for one build, sorted: the component tags

@@ -233,3 +233,42 @@ fn removing_a_tag_prunes_empty_folders() {
     assert!(!w.remove_tag("spk/nothing/here").unwrap());
     assert!(!dir.path().join("tags/spk").exists());
 }
+
+#[test]
+fn a_spec_above_the_size_limit_is_a_spec_problem_not_an_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = SpfsWriter::create(dir.path()).unwrap();
+    let digest = w.write_payload(b"pkg: zlib/1.0.0/src\n").unwrap();
+    w.create_tag("spk/spec/zlib/1.0.0/src", digest).unwrap();
+    let r = SpfsRepo::open(dir.path()).unwrap();
+    // At the limit it reads; one byte over, it is refused naming the tag.
+    assert!(r.read_payload_at_most("t", &digest, 20).is_ok());
+    let e = r
+        .read_payload_at_most("spk/spec/zlib/1.0.0/src", &digest, 19)
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(
+            e,
+            SpfsError::PayloadTooLarge {
+                size: 20,
+                max: 19,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("spk/spec/zlib/1.0.0/src") && text.contains("19 bytes"),
+        "{text}"
+    );
+    // A sparse payload far above MAX_SPEC_BYTES is refused by read_spec
+    // without reading it.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(r.payload_path(&digest))
+        .unwrap();
+    f.set_len(MAX_SPEC_BYTES * 64).unwrap();
+    let e = r.read_spec("zlib", "1.0.0", "src").unwrap_err();
+    assert!(matches!(e, SpfsError::PayloadTooLarge { .. }), "{e}");
+}
