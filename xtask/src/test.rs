@@ -24,6 +24,8 @@ pub fn run_all(args: &[String]) -> Result<()> {
         run(cargo().args([
             "test",
             "--workspace",
+            "--features",
+            "spk-repo-cli/test-hooks",
             "--exclude",
             "spk-e2e",
             "--exclude",
@@ -35,7 +37,7 @@ pub fn run_all(args: &[String]) -> Result<()> {
     }
     // Install before building so a fresh machine's long install happens once.
     let bin = tansu::ensure_installed()?;
-    run(cargo().args(["build", "-p", "spk-repo-cli"]))?;
+    run(cargo().args(["build", "-p", "spk-repo-cli", "--features", "test-hooks"]))?;
     let work = root().join("target/e2e");
     let port = tansu::free_port()?;
     let broker = tansu::Broker::start(&bin, &work, "memory://tansu/", port)?;
@@ -110,7 +112,7 @@ pub fn flatc() -> Result<PathBuf> {
 fn interop() -> Result<()> {
     let spk_real = spk_real()?;
     let flatc = flatc()?;
-    run(cargo().args(["build", "-p", "spk-repo-cli"]))?;
+    run(cargo().args(["build", "-p", "spk-repo-cli", "--features", "test-hooks"]))?;
     run(cargo()
         .args(["test", "-p", "spk-interop"])
         .env("SPK_INTEROP_SPK", &spk_real)

@@ -470,6 +470,10 @@ fn temp_exists(root: &Path) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the test-hooks feature (the pause hook); `cargo xtask test` enables it"
+)]
 fn killed_mid_write_leaves_the_old_index_and_a_second_run_exits_3() {
     let d = repo(3);
     let cfg = config(d.path(), d.path(), "");
@@ -837,4 +841,21 @@ fn an_index_only_config_is_accepted_with_a_note() {
         .stdout(predicate::str::contains(
             "update_message_channel \"kafak\" names no channel",
         ));
+}
+
+/// Without the `test-hooks` feature the binary has no hooks: a run with
+/// the pause variable set does not pause.
+#[test]
+#[cfg(not(feature = "test-hooks"))]
+fn the_installed_binary_has_no_test_hooks() {
+    let d = repo(1);
+    let cfg = config(d.path(), d.path(), "");
+    let began = Instant::now();
+    spk(&cfg)
+        .args(["repo", "index", "--repo", "origin"])
+        .env("SPK_TEST_PAUSE_BEFORE_RENAME_MS", "60000")
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .success();
+    assert!(began.elapsed() < Duration::from_secs(30));
 }

@@ -214,11 +214,39 @@ fn two_hundred_events_end_with_the_index_equal_to_the_repository() {
     assert_eq!(code, Some(0));
 }
 
+/// The temp index files a run in progress has written (ours:
+/// `index_v1.fb_being_generated_<pid>_<ns>`).
+fn temp_indexes(repo: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(repo.join("index/spk"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("index_v1.fb_being_generated_"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn kill_9_mid_update_then_restart_loses_nothing() {
     let fx = fixture(20);
-    // A slow indexer: every spec read takes 150 ms, so a full run takes seconds.
-    let idx = IndexerProc::start(&fx.site, "main", &[("SPK_TEST_SLOW_SPEC_READ_MS", "150")]);
+    // An index to keep: the kill must leave it exactly as it was.
+    let out = fx.site.run(&["repo", "index", "--repo", "origin"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let index = fx.repo.join("index/spk/index_v1.fb");
+    let lock = fx.repo.join("index/spk/index_v1.write_lock");
+    let before = std::fs::read(&index).unwrap();
+    // The indexer's run stops (test hook) once the new index is written and
+    // verified, just before the rename: the kill lands there, provably.
+    let idx = IndexerProc::start(
+        &fx.site,
+        "main",
+        &[("SPK_TEST_PAUSE_BEFORE_RENAME_MS", "600000")],
+    );
     fx.wait_heartbeat(&idx);
     let since = now();
     for i in 0..5 {
@@ -228,24 +256,39 @@ fn kill_9_mid_update_then_restart_loses_nothing() {
     for i in 0..5 {
         lines.push_str(&fx.event_line("package published", &format!("pkg-{i:02}/3.0.0/{BUILD}")));
     }
-    lines.push_str(&fx.event_line("generate index", ""));
     fx.send_file(&lines);
-    let started = wait_for_record(&fx.idx_topic, Duration::from_secs(60), |v| {
-        v["event"] == "index in-progress"
-    });
-    assert!(
-        started.is_some(),
-        "the update never started; log:\n{}",
-        idx.log_text()
-    );
+    let pid = idx.child.id();
+    let t = Instant::now();
+    let holder = format!("pid: {pid}");
+    while !(std::fs::read_to_string(&lock).is_ok_and(|l| l.contains(&holder))
+        && !temp_indexes(&fx.repo).is_empty())
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the update never reached the pause before the rename (lock {:?}, temps {:?}); is the binary built with --features test-hooks? log:\n{}",
+            std::fs::read_to_string(&lock).ok(),
+            temp_indexes(&fx.repo),
+            idx.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut idx = idx;
-    idx.child.kill().unwrap(); // SIGKILL, mid-update
+    idx.child.kill().unwrap(); // SIGKILL, mid-update: lock held, new index not renamed in
     idx.child.wait().unwrap();
-    // The previous index (or none) is intact: ls works either way.
+    // The kill landed mid-update: the dead writer's lock and temp file are
+    // still there, and the index is byte for byte the previous one.
+    assert!(std::fs::read_to_string(&lock).unwrap().contains(&holder));
+    assert!(!temp_indexes(&fx.repo).is_empty());
+    assert_eq!(
+        std::fs::read(&index).unwrap(),
+        before,
+        "the old index changed"
+    );
     let out = fx.site.run(&["repo", "ls", "--repo", "origin"]);
     assert!(out.status.success());
 
-    // Restarted (fast now), it redoes the uncommitted events.
+    // Restarted (no pause now), it takes the dead writer's lock over and
+    // redoes the events it never committed.
     let idx2 = IndexerProc::start(&fx.site, "main", &[]);
     let out = fx.wait_index(since, &[]);
     assert_eq!(out.status.code(), Some(0), "log:\n{}", idx2.log_text());
@@ -253,6 +296,10 @@ fn kill_9_mid_update_then_restart_loses_nothing() {
     for i in 0..5 {
         assert!(ls_all(&fx.site, "origin", false)[&format!("pkg-{i:02}")].contains_key("3.0.0"));
     }
+    assert!(
+        temp_indexes(&fx.repo).is_empty(),
+        "the dead run's temp file is cleaned up"
+    );
 }
 
 #[test]
@@ -279,7 +326,8 @@ fn two_replicas_one_killed_the_other_keeps_the_index_current() {
         lines.push_str(&fx.event_line("package published", &format!("pkg-{i:02}/5.0.0/{BUILD}")));
     }
     fx.send_file(&lines);
-    // The survivor takes over the partitions after the session timeout.
+    // Every replica reads every partition (no group join): the survivor
+    // simply goes on, with no rebalance to wait for.
     let out = fx.wait_index(since, &[]);
     assert_eq!(
         out.status.code(),
