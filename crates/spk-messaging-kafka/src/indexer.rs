@@ -1,27 +1,25 @@
 //! The Indexer service: package events in, index updates done, status out.
 //!
-//! One loop, one thread, so the order of what it does is easy to follow:
+//! Every decision (what an event is about, when to run, full or update,
+//! retry, backoff, what to commit, when to send a heartbeat) is made by
+//! [`spk_messaging_core::indexer::IndexerMachine`]; this module is the Kafka
+//! I/O around it, in one loop on one thread:
 //!
 //! - read every partition of the package updates topic, from the offsets
 //!   committed by consumer group `spk-indexer-NAME` (earliest when none;
-//!   auto commit off). Replicas do *not* split partitions through a group
-//!   join: a join takes seconds on some brokers, and a killed member can
-//!   keep its partitions until the broker expels it (Tansu 0.6 never did in
-//!   our tests), stranding their events. Every replica reads everything;
-//!   the index lock serializes their runs, and a run repeated by a second
+//!   auto commit off). Partitions are assigned by the Indexer itself, not
+//!   split through a group join: every replica reads every partition, the
+//!   index lock serializes their runs, and a run repeated by a second
 //!   replica is idempotent and cheap. New partitions are picked up when the
 //!   topic's metadata is refreshed;
-//! - collect `name/version` of events about this repository (matched by name
-//!   or by normalised address); `generate index` makes the next run full;
-//!   malformed payloads are logged with topic/partition/offset and skipped;
-//! - when events have paused for the quiet period, run one index update
-//!   covering them all, through [`IndexRunner`]; only when it succeeded are
-//!   the offsets of every message it covers committed (at-least-once);
-//! - index lock busy: keep the events, send a heartbeat so waiters do not give
-//!   up, try again `lock_sleep_seconds` later; a failed run is retried with
-//!   backoff; broker errors are logged and librdkafka keeps reconnecting.
-//!   Nothing transient ends the service;
-//! - heartbeat at start-up and every `heartbeat_freq_ms` while idle;
+//! - feed each message and the clock to the machine, and do what it says:
+//!   run the index through [`IndexRunner`], commit offsets, send a
+//!   heartbeat. Status and heartbeats go where the routing rule
+//!   ([`spk_messaging_core::route::route_index_status`]) sends the
+//!   repository's index status, the same place `spk repo index` sends to and
+//!   waiters listen on;
+//! - broker errors are logged and librdkafka keeps reconnecting; nothing
+//!   transient ends the service;
 //! - the stop flag (SIGINT/SIGTERM) is checked between steps: a run in
 //!   progress finishes (the index write is atomic either way), what it
 //!   covered is committed, then the service returns.
@@ -35,11 +33,14 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use spk_messaging_core::config::{Config, IndexerConfig, KafkaChannelConfig, ResolvedRepo};
-use spk_messaging_core::indexing::{IndexRunError, IndexRunner, IndexScope};
+use spk_messaging_core::indexer::{Action, IndexerMachine, IndexerRules, RunResult};
+use spk_messaging_core::indexing::{IndexRunError, IndexRunner};
+use spk_messaging_core::route::{route_index_status, IndexRoute};
 use spk_messaging_core::{
-    IndexEvent, IndexStatusMessage, IndexStatusReporter, PackageEvent, PackageUpdateMessage,
-    PkgIdent, RepoAddress, ReportError,
+    IndexEvent, IndexStatusMessage, IndexStatusReporter, RepoTarget, ReportError,
 };
+
+pub use spk_messaging_core::indexer::{classify, Classified};
 
 use crate::client::{consumer, ChannelContext, ClientError};
 use crate::metrics::{self, Consumed};
@@ -65,7 +66,13 @@ pub struct IndexerSetup {
     pub channel: KafkaChannelConfig,
     pub repo: ResolvedRepo,
     pub package_topic: String,
+    /// The topic index status and heartbeats go to (the routing rule's
+    /// answer for the repository); empty when they go nowhere.
     pub status_topic: String,
+    /// The channel carrying them; `None` when nothing is sent, and
+    /// `status_note` says why.
+    pub status_channel: Option<KafkaChannelConfig>,
+    pub status_note: Option<String>,
 }
 
 /// Checks the indexer's config as SPK would refuse it, and more.
@@ -106,12 +113,12 @@ pub fn validate(
             ch.name
         ))
     })?;
-    let status_topic = ch.index_updates_topic_name.clone().ok_or_else(|| {
-        refused(format!(
+    if ch.index_updates_topic_name.is_none() {
+        return Err(refused(format!(
             "channel {:?} has no index_updates_topic_name",
             ch.name
-        ))
-    })?;
+        )));
+    }
     if ix.repo_name == "local" {
         return Err(refused("it cannot index the `local` repository".into()));
     }
@@ -130,6 +137,18 @@ pub fn validate(
             ix.repo_name
         )));
     }
+    // Status goes where the repository's index status goes, whoever sends it.
+    let (status_topic, status_channel, status_note) = match route_index_status(cfg, &repo) {
+        IndexRoute::Send { channel, topic } => match cfg.channel(&channel) {
+            Some(c) => (topic, Some(c.clone()), None),
+            None => (
+                String::new(),
+                None,
+                Some(format!("channel {channel:?} is not configured")),
+            ),
+        },
+        IndexRoute::Skip { reason, .. } => (String::new(), None, Some(reason)),
+    };
     Ok(IndexerSetup {
         name: name.to_string(),
         indexer: ix.clone(),
@@ -137,75 +156,9 @@ pub fn validate(
         repo,
         package_topic,
         status_topic,
+        status_channel,
+        status_note,
     })
-}
-
-/// What the service has collected and not yet indexed.
-#[derive(Debug, Default)]
-struct Pending {
-    full: bool,
-    /// `name` or `name/version`.
-    items: BTreeSet<String>,
-    /// Highest offset seen per partition, committed after a successful run.
-    offsets: BTreeMap<i32, i64>,
-    last_event: Option<Instant>,
-}
-
-impl Pending {
-    fn has_work(&self) -> bool {
-        self.full || !self.items.is_empty()
-    }
-
-    fn scope(&self) -> IndexScope {
-        if self.full {
-            return IndexScope::Full;
-        }
-        IndexScope::Update(
-            self.items
-                .iter()
-                .filter_map(|s| s.parse::<PkgIdent>().ok())
-                .collect(),
-        )
-    }
-}
-
-/// What happened to one consumed message, for tests and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Classified {
-    /// `name/version` to re-read.
-    Package(String),
-    /// `generate index`.
-    Full,
-    /// About another repository.
-    Other,
-    /// Not a usable package update message; the reason.
-    Malformed(String),
-}
-
-/// Reads one payload the way the indexer does.
-pub fn classify(payload: Option<&[u8]>, repo_name: &str, address: &RepoAddress) -> Classified {
-    let Some(bytes) = payload else {
-        return Classified::Malformed("empty message".into());
-    };
-    let msg = match PackageUpdateMessage::from_bytes(bytes) {
-        Ok(m) => m,
-        Err(e) => return Classified::Malformed(e.to_string()),
-    };
-    let same_address =
-        RepoAddress::parse(&msg.repo, std::path::Path::new("/")).is_ok_and(|a| &a == address);
-    if msg.repo_name != repo_name && !same_address {
-        return Classified::Other;
-    }
-    if msg.event == PackageEvent::GenerateIndex {
-        return Classified::Full;
-    }
-    match PkgIdent::parse_full(&msg.package) {
-        Ok(id) => {
-            let v = id.version.map(|v| format!("/{v}")).unwrap_or_default();
-            Classified::Package(format!("{}{v}", id.name))
-        }
-        Err(e) => Classified::Malformed(e.to_string()),
-    }
 }
 
 /// Runs the service until `stop` is set.
@@ -236,19 +189,41 @@ pub fn run(
             ),
         ],
     )?;
-    let out = StatusOut {
-        ch,
-        topic: setup.status_topic.clone(),
-        key: setup.repo.name.clone(),
-        producer: Mutex::new(Producers::global().get(ch)?),
-        failed: AtomicBool::new(false),
-        last_rebuild: Mutex::new(None),
+    let out = match &setup.status_channel {
+        Some(sc) => Some(StatusOut {
+            ch: sc,
+            topic: setup.status_topic.clone(),
+            key: setup.repo.name.clone(),
+            producer: Mutex::new(Producers::global().get(sc)?),
+            failed: AtomicBool::new(false),
+            last_rebuild: Mutex::new(None),
+        }),
+        None => {
+            tracing::warn!(
+                "no index status or heartbeats will be sent (waiters will take this indexer for down): {}",
+                setup.status_note.as_deref().unwrap_or("no channel")
+            );
+            None
+        }
     };
     let repo_url = setup.repo.address.to_url();
     let obs = metrics::global();
     tracing::info!(indexer = %setup.name, group = %group, topic = %setup.package_topic, repo = %repo_url, "indexer started");
 
-    let heartbeat = || {
+    let clock = Instant::now();
+    let now = || u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let target = RepoTarget::new(setup.repo.name.clone(), Some(setup.repo.address.clone()));
+    let mut machine = IndexerMachine::new(
+        IndexerRules::from_config(&setup.indexer, &setup.repo.config.index),
+        target,
+        now(),
+    );
+
+    let heartbeat = |holder: Option<&str>| {
+        if let Some(h) = holder {
+            tracing::info!("waiting for the index lock, held by {h}; sending a heartbeat");
+        }
+        let Some(out) = &out else { return };
         let msg = IndexStatusMessage {
             event: IndexEvent::Heartbeat,
             repo: repo_url.clone(),
@@ -261,16 +236,7 @@ pub fn run(
         }
         out.recover();
     };
-    heartbeat();
-    let heartbeat_every = Duration::from_millis(setup.indexer.heartbeat_freq_ms);
-    let quiet = Duration::from_millis(setup.indexer.quiet_period_ms);
-    let lock_sleep = Duration::from_secs(setup.repo.config.index.lock_sleep_seconds.max(1));
-    let mut last_status = Instant::now();
-    let mut pending = Pending::default();
-    let mut retry_at: Option<Instant> = None;
-    let mut failures: u32 = 0;
     let mut last_poll_error: Option<Instant> = None;
-
     let fetch_timeout =
         Duration::from_millis(ch.index_update_listener_broker_fetch_timeout_ms.min(10_000));
     let mut assigned: BTreeSet<i32> = BTreeSet::new();
@@ -309,105 +275,94 @@ pub fn run(
         }
         if assigned.is_empty() {
             std::thread::sleep(Duration::from_millis(100));
-            if last_status.elapsed() >= heartbeat_every {
-                heartbeat();
-                last_status = Instant::now();
-            }
-            continue;
-        }
-        match consumer.poll(Duration::from_millis(100)) {
-            None => {}
-            Some(Err(e)) => {
-                obs.broker_error();
-                // librdkafka reconnects by itself; say so now and then.
-                if last_poll_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::warn!("package updates topic: {e}; retrying");
-                    last_poll_error = Some(Instant::now());
+        } else {
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(e)) => {
+                    obs.broker_error();
+                    // librdkafka reconnects by itself; say so now and then.
+                    if last_poll_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!("package updates topic: {e}; retrying");
+                        last_poll_error = Some(Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
                 }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Some(Ok(m)) => {
-                let (p, o) = (m.partition(), m.offset());
-                let at = pending.offsets.entry(p).or_insert(o);
-                *at = (*at).max(o);
-                match classify(m.payload(), &setup.repo.name, &setup.repo.address) {
-                    Classified::Package(item) => {
-                        tracing::debug!(partition = p, offset = o, "event for {item}");
-                        obs.consumed(Consumed::Package);
-                        pending.items.insert(item);
-                        pending.last_event = Some(Instant::now());
+                Some(Ok(m)) => {
+                    let (p, o) = (m.partition(), m.offset());
+                    match machine.on_message(p, o, m.payload(), now()) {
+                        Classified::Package(item) => {
+                            tracing::debug!(partition = p, offset = o, "event for {item}");
+                            obs.consumed(Consumed::Package);
+                        }
+                        Classified::Full => {
+                            tracing::info!(partition = p, offset = o, "generate index requested");
+                            obs.consumed(Consumed::GenerateIndex);
+                        }
+                        Classified::Other => obs.consumed(Consumed::Ignored),
+                        Classified::Malformed(why) => {
+                            obs.consumed(Consumed::Malformed);
+                            tracing::warn!("skipping malformed message at topic {} partition {p} offset {o}: {why}", setup.package_topic);
+                        }
                     }
-                    Classified::Full => {
-                        tracing::info!(partition = p, offset = o, "generate index requested");
-                        obs.consumed(Consumed::GenerateIndex);
-                        pending.full = true;
-                        pending.last_event = Some(Instant::now());
-                    }
-                    Classified::Other => obs.consumed(Consumed::Ignored),
-                    Classified::Malformed(why) => {
-                        obs.consumed(Consumed::Malformed);
-                        tracing::warn!("skipping malformed message at topic {} partition {p} offset {o}: {why}", setup.package_topic);
-                    }
+                    let (n, full) = machine.pending();
+                    obs.pending(n, full);
                 }
-                obs.pending(pending.items.len(), pending.full);
             }
         }
 
-        let now = Instant::now();
-        if pending.has_work() {
-            let quiet_enough = pending
-                .last_event
-                .is_none_or(|t| now.duration_since(t) >= quiet);
-            let may_retry = retry_at.is_none_or(|t| now >= t);
-            if quiet_enough && may_retry {
-                let scope = pending.scope();
-                tracing::info!("indexing {scope:?}");
-                let reporter = out.reporter();
-                obs.run_started();
-                let began = Instant::now();
-                let result = runner.run(&scope, &reporter);
-                obs.run_done(&scope, &result, began.elapsed());
-                out.recover();
-                match result {
-                    Ok(summary) => {
-                        tracing::info!("index updated: {summary}");
-                        commit(&consumer, &setup.package_topic, &pending.offsets);
-                        pending = Pending::default();
-                        obs.pending(0, false);
-                        retry_at = None;
-                        failures = 0;
-                    }
-                    Err(IndexRunError::LockBusy(holder)) => {
-                        tracing::warn!("index lock busy ({holder}); keeping {} event(s), retrying in {lock_sleep:?}", pending.items.len());
-                        heartbeat();
-                        retry_at = Some(Instant::now() + lock_sleep);
-                    }
-                    Err(IndexRunError::Failed(why)) => {
-                        failures += 1;
-                        let backoff = Duration::from_secs((1u64 << failures.min(6)).min(60));
-                        tracing::error!("index update failed: {why}; retrying in {backoff:?}");
-                        retry_at = Some(Instant::now() + backoff);
-                    }
+        // Do what the machine says, until it says nothing.
+        let mut todo: Vec<Action> = machine.on_tick(now()).into_iter().collect();
+        while let Some(action) = todo.pop() {
+            match action {
+                Action::Heartbeat => heartbeat(machine.lock_holder()),
+                Action::Commit(offsets) => commit(&consumer, &setup.package_topic, &offsets),
+                Action::Run(scope) => {
+                    tracing::info!("indexing {scope:?}");
+                    obs.run_started();
+                    let began = Instant::now();
+                    let result = match &out {
+                        Some(out) => {
+                            let r = runner.run(&scope, &out.reporter());
+                            out.recover();
+                            r
+                        }
+                        None => runner.run(&scope, &spk_messaging_core::NullReporter),
+                    };
+                    obs.run_done(&scope, &result, began.elapsed());
+                    let outcome = match result {
+                        Ok(summary) => {
+                            tracing::info!("index updated: {summary}");
+                            RunResult::Done
+                        }
+                        Err(IndexRunError::LockBusy(holder)) => {
+                            let (n, _) = machine.pending();
+                            tracing::warn!("index lock busy, held by {holder}; keeping {n} event(s), retrying in {} ms and sending heartbeats meanwhile", IndexerRules::from_config(&setup.indexer, &setup.repo.config.index).lock_sleep_ms);
+                            RunResult::LockBusy(holder)
+                        }
+                        Err(IndexRunError::Failed(why)) => {
+                            tracing::error!("index update failed: {why}; retrying with backoff");
+                            RunResult::Failed(why)
+                        }
+                    };
+                    todo.extend(machine.on_run_result(outcome, now()).into_iter().rev());
+                    let (n, full) = machine.pending();
+                    obs.pending(n, full);
                 }
-                last_status = Instant::now();
             }
-        } else if !pending.offsets.is_empty() {
-            // Only other repositories' or malformed messages: nothing to index.
-            commit(&consumer, &setup.package_topic, &pending.offsets);
-            pending.offsets.clear();
-        }
-        if last_status.elapsed() >= heartbeat_every {
-            heartbeat();
-            last_status = Instant::now();
+            if todo.is_empty() {
+                todo.extend(machine.on_tick(now()));
+            }
         }
     }
     tracing::info!(
         "indexer {} stopping; {} event(s) not yet indexed stay uncommitted",
         setup.name,
-        pending.items.len()
+        machine.pending().0
     );
-    if let Err(e) = out.producer().close() {
-        tracing::warn!("{e}");
+    if let Some(out) = &out {
+        if let Err(e) = out.producer().close() {
+            tracing::warn!("{e}");
+        }
     }
     Ok(())
 }
@@ -523,62 +478,19 @@ fn assign_new_partitions(
     Ok(n)
 }
 
+/// Commits `offsets` (partition -> the next offset to read).
 fn commit(consumer: &BaseConsumer<ChannelContext>, topic: &str, offsets: &BTreeMap<i32, i64>) {
+    if offsets.is_empty() {
+        return;
+    }
     let mut tpl = TopicPartitionList::new();
     for (p, o) in offsets {
-        if let Err(e) = tpl.add_partition_offset(topic, *p, Offset::Offset(o + 1)) {
+        if let Err(e) = tpl.add_partition_offset(topic, *p, Offset::Offset(*o)) {
             tracing::warn!("cannot commit partition {p}: {e}");
         }
     }
     if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
         // At-least-once: the events will be seen again and re-indexed.
         tracing::warn!("commit failed ({e}); the covered events may be indexed again");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classifies_payloads() {
-        let addr = RepoAddress::parse("/srv/origin", std::path::Path::new("/")).unwrap();
-        let c = |s: &str| classify(Some(s.as_bytes()), "origin", &addr);
-        assert_eq!(
-            c(
-                r#"{"event":"package published","repo":"file:///srv/origin","repo_name":"origin","package":"my-pkg/1.0.0/3I42H3S6"}"#
-            ),
-            Classified::Package("my-pkg/1.0.0".into())
-        );
-        // SPK's own spelling, matched by address under another name.
-        assert_eq!(
-            c(
-                r#"{"event":"Removed","repo":"file:/srv/origin/","repo_name":"prod","package":"my-pkg/1.0.0/src"}"#
-            ),
-            Classified::Package("my-pkg/1.0.0".into())
-        );
-        assert_eq!(
-            c(r#"{"event":"GenerateFullIndex","repo":"x","repo_name":"origin"}"#),
-            Classified::Full
-        );
-        assert_eq!(
-            c(
-                r#"{"event":"package published","repo":"file:/elsewhere","repo_name":"other","package":"a-b/1/src"}"#
-            ),
-            Classified::Other
-        );
-        assert!(matches!(c("not json"), Classified::Malformed(_)));
-        assert!(matches!(
-            c(r#"{"event":"package published","repo":"x","repo_name":"origin","package":"mypkg/1.2.3/ABCDEF"}"#),
-            Classified::Malformed(m) if m.contains("base32")
-        ));
-        assert!(matches!(
-            classify(Some(&[0xff, 0x00]), "origin", &addr),
-            Classified::Malformed(_)
-        ));
-        assert!(matches!(
-            classify(None, "origin", &addr),
-            Classified::Malformed(_)
-        ));
     }
 }
