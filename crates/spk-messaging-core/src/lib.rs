@@ -12,6 +12,7 @@ pub mod indexer;
 pub mod indexing;
 pub mod message;
 pub mod route;
+pub mod security;
 pub mod status;
 pub mod wait;
 pub mod watch;

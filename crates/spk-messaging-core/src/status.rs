@@ -9,6 +9,7 @@
 use std::fmt;
 
 use crate::message::IndexStatusMessage;
+use crate::security::ConnectFailure;
 
 /// A status message that could not be delivered.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -18,6 +19,8 @@ pub struct ReportError {
     pub repo: String,
     pub start: i64,
     pub reason: String,
+    /// The TLS or SASL problem behind it, when that is what failed.
+    pub connect: Option<Box<ConnectFailure>>,
 }
 
 impl ReportError {
@@ -27,7 +30,14 @@ impl ReportError {
             repo: msg.name.clone(),
             start: msg.start,
             reason: reason.to_string(),
+            connect: None,
         }
+    }
+
+    /// This error, caused by `connect`.
+    pub fn with_connect(mut self, connect: Option<ConnectFailure>) -> Self {
+        self.connect = connect.map(Box::new);
+        self
     }
 }
 

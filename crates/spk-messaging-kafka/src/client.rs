@@ -3,11 +3,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use futures::channel::oneshot;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use spk_messaging_core::config::{expand_env, is_secret_property, ExpandError, KafkaChannelConfig};
+use spk_messaging_core::security;
 
 /// A channel's config cannot become a Kafka client.
 #[derive(Debug, thiserror::Error)]
@@ -86,16 +88,42 @@ pub(crate) fn redact(ch: &KafkaChannelConfig, text: &str) -> String {
 
 /// What the client has said went wrong: the last few distinct reasons,
 /// oldest first ("Connection refused" is more telling than the "1/1 brokers
-/// are down" that follows it).
+/// are down" that follows it). A reason that retrying cannot cure (a
+/// certificate that does not verify, a refused password: see
+/// [`is_fatal`]) is also kept as the *fatal* one, and wakes whoever waits
+/// on [`ErrorLog::fatal_signal`], so that a send fails at once instead of
+/// at its timeout.
 #[derive(Debug, Default)]
 pub(crate) struct ErrorLog {
     last: Mutex<Vec<String>>,
+    fatal: Mutex<Fatal>,
+}
+
+#[derive(Debug, Default)]
+struct Fatal {
+    reason: Option<String>,
+    waiters: Vec<oneshot::Sender<()>>,
 }
 
 const KEPT_ERRORS: usize = 3;
 
+/// A client error that retrying will not cure: a TLS handshake that failed,
+/// or a SASL exchange the broker refused.
+pub(crate) fn is_fatal(reason: &str) -> bool {
+    security::is_tls_failure(reason) || security::classify_client_error(reason).is_some()
+}
+
 impl ErrorLog {
     pub(crate) fn record(&self, what: String) {
+        if is_fatal(&what) {
+            let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+            if f.reason.is_none() {
+                f.reason = Some(what.clone());
+            }
+            for w in f.waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
         let mut v = self.last.lock().unwrap_or_else(|e| e.into_inner());
         v.retain(|w| *w != what);
         v.push(what);
@@ -106,6 +134,40 @@ impl ErrorLog {
     pub(crate) fn last(&self) -> Option<String> {
         let v = self.last.lock().unwrap_or_else(|e| e.into_inner());
         (!v.is_empty()).then(|| v.join("; "))
+    }
+    /// The first fatal reason recorded, if any.
+    pub(crate) fn fatal(&self) -> Option<String> {
+        self.fatal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reason
+            .clone()
+    }
+    /// Records `reason` as fatal (found by a probe rather than said by the
+    /// client) and wakes the waiters.
+    pub(crate) fn set_fatal(&self, reason: String) {
+        let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        if f.reason.is_none() {
+            f.reason = Some(reason);
+        }
+        for w in f.waiters.drain(..) {
+            let _ = w.send(());
+        }
+    }
+    /// Forgets the fatal reason: the brokers took a message since.
+    pub(crate) fn clear_fatal(&self) {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).reason = None;
+    }
+    /// Resolves when a fatal reason is (or already was) recorded.
+    pub(crate) fn fatal_signal(&self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        if f.reason.is_some() {
+            let _ = tx.send(());
+        } else {
+            f.waiters.push(tx);
+        }
+        rx
     }
 }
 
@@ -137,7 +199,13 @@ impl ClientContext for ChannelContext {
             // chatter is summarised in our own errors instead.
             _ if fac == "CONFWARN" => tracing::warn!(channel = %ch, "librdkafka {fac}: {msg}"),
             RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning | RDKafkaLogLevel::Notice => {
-                tracing::info!(channel = %ch, "librdkafka {fac}: {msg}")
+                tracing::info!(channel = %ch, "librdkafka {fac}: {msg}");
+                // A failed connection is often only logged ("FAIL"), and its
+                // text is the one that says why (e.g. "connecting to a SSL
+                // listener?").
+                if fac == "FAIL" {
+                    self.errors.record(msg.to_string());
+                }
             }
             RDKafkaLogLevel::Info | RDKafkaLogLevel::Debug => {
                 tracing::debug!(channel = %ch, "librdkafka {fac}: {msg}")

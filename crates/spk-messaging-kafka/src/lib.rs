@@ -10,6 +10,7 @@ pub mod indexer;
 pub mod live;
 pub mod metrics;
 pub mod observe;
+pub mod probe;
 mod producer;
 mod reporter;
 pub mod route;
@@ -20,7 +21,8 @@ pub use dev_broker::{DevBroker, DevBrokerError};
 pub use headers::{MessageHeaders, MessageKind};
 pub use live::{check_channel, ChannelCheck};
 pub use producer::{
-    ChannelProducer, Delivery, FlushError, PendingDelivery, Producers, SendError, SendErrorKind,
+    ChannelProducer, Delivery, FlushError, PendingDelivery, ProducerRole, Producers, SendError,
+    SendErrorKind,
 };
 pub use reporter::{status_reporter, status_reporter_with, KafkaStatusReporter, StatusSink};
 pub use route::{

@@ -9,6 +9,7 @@ use rdkafka::producer::{BaseProducer, NoCustomPartitioner, Producer, ProducerCon
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 use spk_messaging_core::config::KafkaChannelConfig;
+use spk_messaging_core::security::ConnectFailure;
 use spk_messaging_core::{Diagnostic, Severity};
 
 use crate::client::{client_config, redact, ChannelContext};
@@ -49,6 +50,9 @@ pub struct ChannelCheck {
     pub cluster_brokers: Vec<String>,
     pub topics: Vec<TopicCheck>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The TLS or SASL problem that kept every broker from answering.
+    #[serde(skip)]
+    pub failure: Option<ConnectFailure>,
 }
 
 struct Answer {
@@ -66,18 +70,74 @@ fn diag(sev: Severity, path: String, message: String, hint: Option<&str>) -> Dia
     }
 }
 
+/// Why a broker did not answer: the client's words, and the TLS or SASL
+/// problem behind them when there is one.
+type NoAnswer = (String, Option<ConnectFailure>);
+
+/// How often a metadata request is retried while waiting, so that a TLS or
+/// SASL failure ends the wait at once rather than at the timeout.
+const ASK_STEP: Duration = Duration::from_millis(500);
+
+/// How long without an answer before the connection is probed.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
+
 /// Asks the cluster through `broker` alone for its metadata.
-fn ask(ch: &KafkaChannelConfig, broker: &str, timeout: Duration) -> Result<Answer, String> {
+fn ask(ch: &KafkaChannelConfig, broker: &str, timeout: Duration) -> Result<Answer, NoAnswer> {
     let mut one = ch.clone();
     one.brokers = vec![broker.to_string()];
-    let cc = client_config(&one, &[]).map_err(|e| e.to_string())?;
-    let ctx = ChannelContext::new(&ch.name);
+    let mut probed = None;
+    match ask_one(&one, timeout, &mut probed) {
+        Ok(a) => Ok(a),
+        Err(text) => {
+            let failure = match probed {
+                Some(found) => found,
+                None => crate::probe::diagnose(&one, &text),
+            };
+            let text = match &failure {
+                Some(f) => format!("{f}; client said: {text}"),
+                None => text,
+            };
+            Err((text, failure))
+        }
+    }
+}
+
+/// `probed` receives the result of the connection probe, when one ran.
+fn ask_one(
+    one: &KafkaChannelConfig,
+    timeout: Duration,
+    probed: &mut Option<Option<ConnectFailure>>,
+) -> Result<Answer, String> {
+    let cc = client_config(one, &[]).map_err(|e| e.to_string())?;
+    let ctx = ChannelContext::new(&one.name);
     let errors = ctx.errors.clone();
     let producer: BaseProducer<ChannelContext> = cc
         .create_with_context(ctx)
-        .map_err(|e| redact(ch, &e.to_string()))?;
-    // All topics: asking for named ones may auto-create them.
-    match producer.client().fetch_metadata(None, timeout) {
+        .map_err(|e| redact(one, &e.to_string()))?;
+    // All topics: asking for named ones may auto-create them. Asked in
+    // steps, so that a failure retrying cannot cure ends the wait.
+    let started = std::time::Instant::now();
+    let deadline = started + timeout;
+    let md = loop {
+        // No answer for a while: probe the connection for what librdkafka
+        // does not report (TLS to a plaintext port and the reverse).
+        if probed.is_none() && started.elapsed() >= PROBE_AFTER {
+            let said = errors.last().unwrap_or_default();
+            let found = crate::probe::diagnose(one, &said);
+            if let Some(f) = &found {
+                errors.set_fatal(f.message());
+            }
+            *probed = Some(found);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let r = producer.client().fetch_metadata(None, left.min(ASK_STEP));
+        producer.poll(Duration::ZERO);
+        match r {
+            Err(_) if errors.fatal().is_none() && !left.is_zero() && left > ASK_STEP => continue,
+            r => break r,
+        }
+    };
+    match md {
         Ok(md) => Ok(Answer {
             brokers: md
                 .brokers()
@@ -100,7 +160,7 @@ fn ask(ch: &KafkaChannelConfig, broker: &str, timeout: Duration) -> Result<Answe
             // Error events arrive on the client's queue; serve them so the
             // reason (e.g. "Connection refused") is known.
             producer.poll(Duration::from_millis(100));
-            Err(match errors.last() {
+            Err(match errors.fatal().or_else(|| errors.last()) {
                 Some(last) => format!("{e}; {last}"),
                 None => e.to_string(),
             })
@@ -119,12 +179,13 @@ pub fn check_channel(ch: &KafkaChannelConfig, path: &str, timeout: Duration) -> 
         cluster_brokers: Vec::new(),
         topics: Vec::new(),
         diagnostics: Vec::new(),
+        failure: None,
     };
     if ch.brokers.is_empty() {
         // The static checks already report this.
         return out;
     }
-    let answers: Vec<(String, Result<Answer, String>)> = std::thread::scope(|s| {
+    let answers: Vec<(String, Result<Answer, NoAnswer>)> = std::thread::scope(|s| {
         let handles: Vec<_> = ch
             .brokers
             .iter()
@@ -135,7 +196,7 @@ pub fn check_channel(ch: &KafkaChannelConfig, path: &str, timeout: Duration) -> 
             .map(|(b, h)| {
                 let r = h
                     .join()
-                    .unwrap_or_else(|_| Err("the check panicked".to_string()));
+                    .unwrap_or_else(|_| Err(("the check panicked".to_string(), None)));
                 (b, r)
             })
             .collect()
@@ -151,15 +212,29 @@ pub fn check_channel(ch: &KafkaChannelConfig, path: &str, timeout: Duration) -> 
                     error: None,
                 });
             }
-            Err(e) => out.brokers.push(BrokerCheck {
-                broker: b.clone(),
-                reachable: false,
-                error: Some(e.clone()),
-            }),
+            Err((e, failure)) => {
+                if out.failure.is_none() {
+                    out.failure = failure.clone();
+                }
+                out.brokers.push(BrokerCheck {
+                    broker: b.clone(),
+                    reachable: false,
+                    error: Some(e.clone()),
+                })
+            }
         }
     }
     let brokers_path = format!("{path}.brokers");
     let Some(answer) = first else {
+        if let Some(f) = &out.failure {
+            out.diagnostics.push(diag(
+                Severity::Error,
+                format!("{path}.properties"),
+                format!("channel {:?}: {}", ch.name, f.message()),
+                Some(f.hint()),
+            ));
+            return out;
+        }
         let why: Vec<String> = out
             .brokers
             .iter()

@@ -10,12 +10,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures::future::{select, Either};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use spk_messaging_core::config::KafkaChannelConfig;
+use spk_messaging_core::security::ConnectFailure;
 
 use crate::client::{
     bootstrap_servers, client_config, redact, ChannelContext, ClientError, ErrorLog,
@@ -65,6 +68,8 @@ pub struct SendError {
     pub topic: String,
     pub kind: SendErrorKind,
     pub reason: String,
+    /// The TLS or SASL problem behind it, when that is what failed.
+    pub failure: Option<Box<ConnectFailure>>,
 }
 
 /// Messages still in the producer when a flush gave up.
@@ -82,12 +87,95 @@ pub struct FlushError {
 /// goes out in large requests.
 const LINGER_MS: &str = "5";
 
+/// What a producer is for, which decides its librdkafka defaults (a
+/// channel's `properties` override both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProducerRole {
+    /// A process that sends a few messages and exits (`send-event` of
+    /// events named on the command line, `repo index`'s status): no
+    /// idempotence, whose start-up (a producer id from the cluster) costs
+    /// a round trip before the first message may leave, and no linger.
+    /// Each message carries a unique `spk-message-id` header, so a
+    /// consumer can drop the duplicate a retry may make.
+    OneShot,
+    /// A producer that lives long or sends many (the Indexer,
+    /// `send-event --from-file`): idempotent, so retries never duplicate or
+    /// reorder, with a short linger to batch.
+    LongLived,
+}
+
+/// Why a client that failed to reach its brokers failed, worked out once
+/// (a TLS probe takes up to [`crate::probe::PROBE_TIMEOUT`]).
+#[derive(Debug)]
+pub(crate) struct Diagnosis {
+    ch: KafkaChannelConfig,
+    errors: Arc<ErrorLog>,
+    found: OnceLock<Option<ConnectFailure>>,
+    /// A message was delivered: the connection works.
+    delivered: AtomicBool,
+    watching: Once,
+}
+
+/// How long a send may go without any delivery before the connection is
+/// probed (in the background) for a TLS or SASL problem that librdkafka
+/// does not report, such as TLS spoken to a plaintext port.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
+
+impl Diagnosis {
+    pub(crate) fn new(ch: &KafkaChannelConfig, errors: Arc<ErrorLog>) -> Self {
+        Diagnosis {
+            ch: ch.clone(),
+            errors,
+            found: OnceLock::new(),
+            delivered: AtomicBool::new(false),
+            watching: Once::new(),
+        }
+    }
+
+    /// Starts, once, a thread that probes the connection if nothing has
+    /// been delivered [`PROBE_AFTER`] from now, and turns a failure it finds
+    /// into a fatal error (waking every waiting send).
+    fn watch(self: &Arc<Self>) {
+        let me = self.clone();
+        self.watching.call_once(move || {
+            let spawned = std::thread::Builder::new()
+                .name("spk-kafka-probe".into())
+                .spawn(move || {
+                    std::thread::sleep(PROBE_AFTER);
+                    if me.delivered.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if let Some(f) = me.failure() {
+                        me.errors.set_fatal(f.message());
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::debug!("no connection probe: {e}");
+            }
+        });
+    }
+
+    pub(crate) fn failure(&self) -> Option<ConnectFailure> {
+        self.found
+            .get_or_init(|| {
+                let said = self
+                    .errors
+                    .fatal()
+                    .or_else(|| self.errors.last())
+                    .unwrap_or_default();
+                crate::probe::diagnose(&self.ch, &said)
+            })
+            .clone()
+    }
+}
+
 /// A producer for one channel.
 pub struct ChannelProducer {
     channel: String,
     brokers: String,
     producer: FutureProducer<ChannelContext>,
     errors: Arc<ErrorLog>,
+    diagnosis: Arc<Diagnosis>,
     queue_timeout: Duration,
     message_timeout: Duration,
 }
@@ -102,14 +190,24 @@ impl fmt::Debug for ChannelProducer {
 }
 
 impl ChannelProducer {
-    /// A producer for `ch`: its brokers, `message_timeout_ms`, an idempotent
-    /// `acks=all` producer unless its `properties` say otherwise, then every
-    /// property (with `${VAR}` expanded; TLS and SASL settings go here).
+    /// A long-lived producer for `ch` (see [`ProducerRole::LongLived`]).
     pub fn new(ch: &KafkaChannelConfig) -> Result<Self, ClientError> {
+        Self::with_role(ch, ProducerRole::LongLived)
+    }
+
+    /// A producer for `ch`: its brokers, `message_timeout_ms`, an `acks=all`
+    /// producer, idempotent for a long-lived role, unless its `properties`
+    /// say otherwise, then every property (with `${VAR}` expanded; TLS and
+    /// SASL settings go here).
+    pub fn with_role(ch: &KafkaChannelConfig, role: ProducerRole) -> Result<Self, ClientError> {
+        let (idempotent, linger) = match role {
+            ProducerRole::OneShot => ("false", "0"),
+            ProducerRole::LongLived => ("true", LINGER_MS),
+        };
         let defaults = [
             ("message.timeout.ms", ch.message_timeout_ms.to_string()),
-            ("queue.buffering.max.ms", LINGER_MS.to_string()),
-            ("enable.idempotence", "true".to_string()),
+            ("queue.buffering.max.ms", linger.to_string()),
+            ("enable.idempotence", idempotent.to_string()),
             ("acks", "all".to_string()),
         ];
         let mut cc = client_config(ch, &defaults)?;
@@ -123,6 +221,7 @@ impl ChannelProducer {
         }
         let ctx = ChannelContext::new(&ch.name);
         let errors = ctx.errors.clone();
+        let diagnosis = Arc::new(Diagnosis::new(ch, errors.clone()));
         let producer: FutureProducer<ChannelContext> =
             cc.create_with_context(ctx)
                 .map_err(|e| ClientError::Create {
@@ -135,6 +234,7 @@ impl ChannelProducer {
             brokers: bootstrap_servers(ch),
             producer,
             errors,
+            diagnosis,
             queue_timeout: Duration::from_millis(ch.producer_queue_timeout_ms),
             message_timeout: Duration::from_millis(ch.message_timeout_ms),
         })
@@ -161,7 +261,14 @@ impl ChannelProducer {
             topic: topic.to_string(),
             kind,
             reason,
+            failure: None,
         }
+    }
+
+    /// The TLS or SASL problem that keeps this producer from its brokers,
+    /// if that is what failed (probes once; see [`crate::probe`]).
+    pub fn connect_failure(&self) -> Option<ConnectFailure> {
+        self.diagnosis.failure()
     }
 
     fn with_last_error(&self, mut reason: String) -> String {
@@ -195,6 +302,7 @@ impl ChannelProducer {
                         channel: self.channel.clone(),
                         brokers: self.brokers.clone(),
                         errors: self.errors.clone(),
+                        diagnosis: self.diagnosis.clone(),
                         message_timeout: self.message_timeout,
                     })
                 }
@@ -261,6 +369,7 @@ pub struct PendingDelivery {
     channel: String,
     brokers: String,
     errors: Arc<ErrorLog>,
+    diagnosis: Arc<Diagnosis>,
     message_timeout: Duration,
 }
 
@@ -278,8 +387,9 @@ impl PendingDelivery {
         &self.topic
     }
 
-    /// Blocks until the delivery report arrives. librdkafka reports every
-    /// message within `message_timeout_ms` of enqueueing it.
+    /// Blocks until the delivery report arrives (librdkafka reports every
+    /// message within `message_timeout_ms` of enqueueing it), or until the
+    /// client meets a TLS or SASL failure that retrying cannot cure.
     pub fn wait(self) -> Result<Delivery, SendError> {
         let PendingDelivery {
             future,
@@ -287,14 +397,29 @@ impl PendingDelivery {
             channel,
             brokers,
             errors,
+            diagnosis,
             message_timeout,
         } = self;
-        let err = |kind, reason: String| SendError {
-            channel: channel.clone(),
-            brokers: brokers.clone(),
-            topic: topic.clone(),
-            kind,
-            reason,
+        let err = |kind, reason: String| {
+            // A message that did not go out because of the connection says
+            // why the connection failed, when that can be found.
+            let failure = match kind {
+                SendErrorKind::TimedOut | SendErrorKind::Rejected => diagnosis.failure(),
+                _ => None,
+            };
+            let reason = match &failure {
+                Some(f) if reason == f.message() => f.to_string(),
+                Some(f) => format!("{f}; client said: {reason}"),
+                None => reason,
+            };
+            SendError {
+                channel: channel.clone(),
+                brokers: brokers.clone(),
+                topic: topic.clone(),
+                kind,
+                reason,
+                failure: failure.map(Box::new),
+            }
         };
         let last = || {
             errors
@@ -302,12 +427,27 @@ impl PendingDelivery {
                 .map(|l| format!("; last client errors: {l}"))
                 .unwrap_or_default()
         };
-        match futures::executor::block_on(future) {
-            Ok(Ok(d)) => Ok(Delivery {
+        let fatal = errors.fatal_signal();
+        diagnosis.watch();
+        let report = match futures::executor::block_on(select(future, fatal)) {
+            Either::Left((report, _)) => report,
+            Either::Right((_, _)) => {
+                let said = errors.fatal().unwrap_or_default();
+                return Err(err(SendErrorKind::Rejected, said));
+            }
+        };
+        match report {
+            Ok(Ok(d)) => {
+                // The brokers took it: whatever failed before is cured (a
+                // certificate renewed while a long-lived producer waited).
+                errors.clear_fatal();
+                diagnosis.delivered.store(true, Ordering::Relaxed);
+                Ok(Delivery {
                 topic,
                 partition: d.partition,
                 offset: d.offset,
-            }),
+            })
+            }
             Ok(Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut), _))) => {
                 Err(err(
                     SendErrorKind::TimedOut,
@@ -331,7 +471,7 @@ impl PendingDelivery {
 /// process-wide cache; tests make their own.
 #[derive(Debug, Default)]
 pub struct Producers {
-    map: Mutex<HashMap<String, Arc<ChannelProducer>>>,
+    map: Mutex<HashMap<(String, ProducerRole), Arc<ChannelProducer>>>,
 }
 
 impl Producers {
@@ -345,15 +485,25 @@ impl Producers {
         GLOBAL.get_or_init(Producers::new)
     }
 
-    /// The producer for `ch`, created on first use. Keyed by channel name:
-    /// the config seen first is the one used.
+    /// The long-lived producer for `ch`, created on first use.
     pub fn get(&self, ch: &KafkaChannelConfig) -> Result<Arc<ChannelProducer>, ClientError> {
+        self.get_for(ch, ProducerRole::LongLived)
+    }
+
+    /// The producer for `ch` in `role`, created on first use. Keyed by
+    /// channel name and role: the config seen first is the one used.
+    pub fn get_for(
+        &self,
+        ch: &KafkaChannelConfig,
+        role: ProducerRole,
+    ) -> Result<Arc<ChannelProducer>, ClientError> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = map.get(&ch.name) {
+        let key = (ch.name.clone(), role);
+        if let Some(p) = map.get(&key) {
             return Ok(p.clone());
         }
-        let p = Arc::new(ChannelProducer::new(ch)?);
-        map.insert(ch.name.clone(), p.clone());
+        let p = Arc::new(ChannelProducer::with_role(ch, role)?);
+        map.insert(key, p.clone());
         Ok(p)
     }
 

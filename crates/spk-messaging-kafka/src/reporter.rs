@@ -7,7 +7,9 @@ use spk_messaging_core::{IndexStatusMessage, IndexStatusReporter, NullReporter, 
 
 use crate::client::ClientError;
 use crate::headers::{MessageHeaders, MessageKind};
-use crate::producer::{ChannelProducer, Delivery, Producers, SendError, SendErrorKind};
+use crate::producer::{
+    ChannelProducer, Delivery, ProducerRole, Producers, SendError, SendErrorKind,
+};
 use crate::route::{route_index_status, IndexRoute};
 
 /// Sends index status messages for one repository to its channel's
@@ -73,7 +75,9 @@ impl KafkaStatusReporter {
             }
             Err(e) => {
                 tracing::warn!("{e}");
-                if matches!(e.kind, SendErrorKind::TimedOut | SendErrorKind::QueueFull) {
+                if matches!(e.kind, SendErrorKind::TimedOut | SendErrorKind::QueueFull)
+                    || e.failure.is_some()
+                {
                     *self.unreachable.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
                 }
             }
@@ -84,9 +88,10 @@ impl KafkaStatusReporter {
 
 impl IndexStatusReporter for KafkaStatusReporter {
     fn report(&self, msg: &IndexStatusMessage) -> Result<(), ReportError> {
-        self.send(msg)
-            .map(|_| ())
-            .map_err(|e| ReportError::new(msg, e))
+        self.send(msg).map(|_| ()).map_err(|e| {
+            let connect = e.failure.as_deref().cloned();
+            ReportError::new(msg, e).with_connect(connect)
+        })
     }
 
     fn describe(&self) -> String {
@@ -144,7 +149,8 @@ pub fn status_reporter_with(
                 channel: channel.clone(),
                 reason: "channel vanished from the config".into(),
             })?;
-            let producer = producers.get(ch)?;
+            // A run sends a handful of messages and the process exits.
+            let producer = producers.get_for(ch, ProducerRole::OneShot)?;
             Ok(StatusSink::Kafka(KafkaStatusReporter::new(
                 producer, &topic, &repo.name,
             )))

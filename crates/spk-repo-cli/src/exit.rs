@@ -28,6 +28,16 @@ pub const AUTH_FAILED: i32 = 8;
 /// wait for a run, the oldest for longer than `--max-lag-age`.
 pub const LAGGING: i32 = 10;
 
+/// The exit code of messages not delivered: 7 or 8 when a TLS or SASL
+/// failure is why, else 4.
+pub fn for_connect_failure(f: Option<&spk_messaging_core::security::ConnectFailure>) -> i32 {
+    match f {
+        Some(f) if f.is_tls() => TLS_FAILED,
+        Some(_) => AUTH_FAILED,
+        None => NOT_DELIVERED,
+    }
+}
+
 /// An error that carries its own exit code.
 #[derive(Debug)]
 pub struct Exit {

@@ -155,6 +155,16 @@ pub(crate) fn check(config: &Config, root: &Node, w: &mut Walker) {
                 );
             }
         }
+        // Settings that expose credentials or traffic, or turn checks off.
+        for r in crate::security::risky_settings(c) {
+            w.push(
+                Severity::Warning,
+                &format!("{base}.properties.\"{}\"", r.property),
+                &r.message,
+                Some(r.hint),
+                s("properties").as_ref(),
+            );
+        }
         for (k, v) in &c.properties {
             let path = format!("{base}.properties.\"{k}\"");
             if let Err(e) = super::expand_env(v) {

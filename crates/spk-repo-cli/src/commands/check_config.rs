@@ -136,8 +136,13 @@ fn report_with(
         }
     }
     if ok {
-        Ok(())
-    } else {
-        Err(Exit::code(exit::FAILURE))
+        return Ok(());
+    }
+    // A channel its brokers refused for TLS or SASL reasons says so in the
+    // exit code too (7 or 8), as every command that talks to Kafka does.
+    let connect = live.and_then(|l| l.checks.iter().find_map(|c| c.failure.clone()));
+    match connect {
+        Some(f) => Err(Exit::code(exit::for_connect_failure(Some(&f)))),
+        None => Err(Exit::code(exit::FAILURE)),
     }
 }

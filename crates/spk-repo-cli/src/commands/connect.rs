@@ -99,6 +99,7 @@ pub(crate) fn run(cfg: &Config, timeout_ms: Option<u64>) -> Live {
                     brokers: Vec::new(),
                     cluster_brokers: Vec::new(),
                     topics: Vec::new(),
+                    failure: None,
                     diagnostics: vec![Diagnostic {
                         severity: Severity::Error,
                         path,

@@ -93,8 +93,12 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
         for f in &summary.report_failures {
             eprintln!("error: {f}");
         }
+        let connect = summary
+            .report_failures
+            .iter()
+            .find_map(|f| f.connect.clone());
         return Err(Exit::with(
-            exit::NOT_DELIVERED,
+            exit::for_connect_failure(connect.as_deref()),
             anyhow!(
                 "the index was written, but {} status message(s) to {} were not delivered",
                 summary.report_failures.len(),

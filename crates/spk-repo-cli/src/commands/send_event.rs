@@ -21,8 +21,8 @@ use spk_messaging_core::config::{Config, ResolvedRepo};
 use spk_messaging_core::{PackageEvent, PackageUpdateMessage, PkgIdent, RepoAddress};
 use spk_messaging_kafka::headers::{MessageHeaders, MessageKind};
 use spk_messaging_kafka::{
-    route_package_events, Delivery, PackageRoute, PendingDelivery, Producers, SendError,
-    SendErrorKind,
+    route_package_events, Delivery, PackageRoute, PendingDelivery, ProducerRole, Producers,
+    SendError, SendErrorKind,
 };
 
 use crate::exit::{self, CmdResult, Exit};
@@ -357,8 +357,16 @@ fn send(cfg: &Config, outgoing: &[Outgoing<'_>], skipped: &[String], args: &Args
         let ch = cfg
             .channel(&o.route.channel)
             .ok_or_else(|| fail(anyhow!("channel {:?} is not configured", o.route.channel)))?;
+        // Events named on the command line: a one-shot process. A file of
+        // events may be large: an idempotent producer, whose retries never
+        // duplicate or reorder (docs/kafka.md, "Producers").
+        let role = if args.from_file.is_some() {
+            ProducerRole::LongLived
+        } else {
+            ProducerRole::OneShot
+        };
         let p = Producers::global()
-            .get(ch)
+            .get_for(ch, role)
             .map_err(|e| fail(anyhow!("{e}")))?;
         producers.insert(o.route.channel.clone(), p);
     }
@@ -422,8 +430,12 @@ fn send(cfg: &Config, outgoing: &[Outgoing<'_>], skipped: &[String], args: &Args
     } else {
         String::new()
     };
+    let connect = fates.iter().find_map(|f| match f {
+        Fate::Failed(e) => e.failure.clone(),
+        Fate::Delivered(_) => None,
+    });
     Err(Exit::with(
-        exit::NOT_DELIVERED,
+        exit::for_connect_failure(connect.as_deref()),
         anyhow!(
             "{failed} of {} message(s) were not delivered to {}:\n  {}{more}",
             outgoing.len(),
