@@ -263,17 +263,29 @@ pub fn run_index(
         failures: Mutex::new(Vec::new()),
     };
     let period = Duration::from_millis(cfg.update_event_send_freq_ms.max(1));
-    status.send(IndexEvent::Started);
     let result = std::thread::scope(|s| {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let status = &status;
+        // "index started" goes out beside the work: neither generation nor
+        // the "in-progress" timer waits for its delivery (a report blocks
+        // until the broker acknowledges). It is handed to the reporter
+        // before the timer's first tick, and "completed" waits for it.
+        let (handed_tx, handed_rx) = mpsc::channel::<()>();
+        let started = s.spawn(move || {
+            let _ = handed_tx.send(());
+            status.send(IndexEvent::Started)
+        });
         s.spawn(move || {
+            let _ = handed_rx.recv();
             while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(period) {
                 status.send(IndexEvent::InProgress);
             }
         });
         let r = generate(req, &repo, &dir);
         drop(stop_tx);
+        if started.join().is_err() {
+            tracing::warn!("status: sending \"index started\" failed unexpectedly");
+        }
         r
     });
     let mut summary = result?;
@@ -632,4 +644,62 @@ fn install(
         .and_then(|d| d.sync_all())
         .map_err(werr(dir))?;
     Ok(index.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spk_messaging_core::{IndexStatusReporter, ReportError};
+    use std::sync::Mutex;
+
+    /// Records when each report began and ended; "started" is slow to be
+    /// acknowledged, as on a broker far away.
+    #[derive(Default)]
+    struct SlowStart {
+        calls: Mutex<Vec<(IndexEvent, Instant, Instant)>>,
+    }
+
+    impl IndexStatusReporter for SlowStart {
+        fn report(&self, msg: &IndexStatusMessage) -> Result<(), ReportError> {
+            let began = Instant::now();
+            if msg.event == IndexEvent::Started {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let ended = Instant::now();
+            self.calls.lock().unwrap().push((msg.event, began, ended));
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "slow start".into()
+        }
+    }
+
+    #[test]
+    fn in_progress_does_not_wait_for_started_to_be_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::spfs::SpfsWriter::create(dir.path()).unwrap();
+        let mut cfg = IndexConfig::default();
+        cfg.update_event_send_freq_ms = 20;
+        let address = RepoAddress::parse(dir.path().to_str().unwrap(), Path::new("/")).unwrap();
+        let mut req = IndexRequest::new("origin", address, cfg);
+        // Generation takes a while, so that the timer ticks during it.
+        req.pause_before_rename = Some(Duration::from_millis(400));
+        let rep = SlowStart::default();
+        run_index(&req, &rep).unwrap();
+        let calls = rep.calls.into_inner().unwrap();
+        let started = calls.iter().find(|c| c.0 == IndexEvent::Started).unwrap();
+        let first_progress = calls
+            .iter()
+            .filter(|c| c.0 == IndexEvent::InProgress)
+            .map(|c| c.1)
+            .min()
+            .expect("in-progress sent");
+        assert!(
+            first_progress < started.2,
+            "the first in-progress began only after started was acknowledged"
+        );
+        assert!(started.1 <= first_progress, "started is handed over first");
+        let completed = calls.iter().find(|c| c.0 == IndexEvent::Completed).unwrap();
+        assert!(completed.1 >= started.2, "completed waits for started");
+    }
 }
