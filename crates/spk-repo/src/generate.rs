@@ -678,8 +678,10 @@ mod tests {
     fn in_progress_does_not_wait_for_started_to_be_delivered() {
         let dir = tempfile::tempdir().unwrap();
         crate::spfs::SpfsWriter::create(dir.path()).unwrap();
-        let mut cfg = IndexConfig::default();
-        cfg.update_event_send_freq_ms = 20;
+        let cfg = IndexConfig {
+            update_event_send_freq_ms: 20,
+            ..Default::default()
+        };
         let address = RepoAddress::parse(dir.path().to_str().unwrap(), Path::new("/")).unwrap();
         let mut req = IndexRequest::new("origin", address, cfg);
         // Generation takes a while, so that the timer ticks during it.
