@@ -589,6 +589,23 @@ mod tests {
     }
 
     #[test]
+    fn an_address_with_percent_spaces_and_non_ascii_matches_in_spks_form() {
+        let addr = RepoAddress::parse("/srv/my repo/100%/ü", Path::new("/")).unwrap();
+        let url = addr.to_url();
+        assert_eq!(url, "file:///srv/my%20repo/100%25/%C3%BC/");
+        let ends = BTreeMap::from([(0, (0, 1))]);
+        let starts = BTreeMap::from([(0, 0)]);
+        let target = RepoTarget::new("odd", Some(addr));
+        let mut w = Waiter::new(target, T0 / 1000, None, RULES, &ends, &starts, T0);
+        let hb = msg("indexer heartbeat", "ix", &url, T0 / 1000);
+        assert_eq!(
+            w.on_message(0, 0, Some(T0), Some(&hb), T0),
+            WaitStep::Continue
+        );
+        assert!(w.report(T0).newest_before_wait.is_some());
+    }
+
+    #[test]
     fn read_from_is_the_recent_past_or_since_if_earlier() {
         let w = waiter(0, T0 / 1000, None);
         assert_eq!(w.read_from_ms(), T0 - 120_000);

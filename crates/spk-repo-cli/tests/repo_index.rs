@@ -859,3 +859,41 @@ fn the_installed_binary_has_no_test_hooks() {
         .success();
     assert!(began.elapsed() < Duration::from_secs(30));
 }
+
+/// A repository whose path holds `%`, spaces and non-ASCII: indexed, its
+/// address in SPK's form (escaped) reads back as the same path, and the
+/// escaped form names the same repository on the command line.
+#[test]
+fn addresses_with_percent_spaces_and_non_ascii_round_trip() {
+    let d = repo(1);
+    let odd = d.path().join("my repo 100% ü");
+    std::fs::create_dir(&odd).unwrap();
+    for entry in std::fs::read_dir(d.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p != odd {
+            std::fs::rename(&p, odd.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let cfg = config(d.path(), &odd, "");
+    let out = spk(&cfg)
+        .args(["repo", "index", "--repo", "origin", "--format", "json"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let url = v["repo_address"].as_str().unwrap().to_string();
+    assert!(url.is_ascii() && !url.contains(' '), "{url}");
+    assert!(
+        url.contains("%25") && url.contains("%20") && url.contains("%C3%BC"),
+        "{url}"
+    );
+    let back = spk_messaging_core::RepoAddress::parse(&url, Path::new("/")).unwrap();
+    assert_eq!(back.path(), odd.as_path());
+    // The escaped URL and the raw path both name it.
+    for r in [url.as_str(), odd.to_str().unwrap()] {
+        spk(&cfg)
+            .args(["repo", "ls", "--repo", r])
+            .assert()
+            .success()
+            .stdout("pkg000\n");
+    }
+}
