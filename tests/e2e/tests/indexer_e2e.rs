@@ -260,9 +260,11 @@ fn kill_9_mid_update_then_restart_loses_nothing() {
     let pid = idx.child.id();
     let t = Instant::now();
     let holder = format!("pid: {pid}");
-    while !(std::fs::read_to_string(&lock).is_ok_and(|l| l.contains(&holder))
-        && !temp_indexes(&fx.repo).is_empty())
-    {
+    let paused = || {
+        std::fs::read_to_string(&lock).is_ok_and(|l| l.contains(&holder))
+            && !temp_indexes(&fx.repo).is_empty()
+    };
+    while !paused() {
         assert!(
             t.elapsed() < Duration::from_secs(60),
             "the update never reached the pause before the rename (lock {:?}, temps {:?}); is the binary built with --features test-hooks? log:\n{}",
