@@ -675,6 +675,35 @@ mod tests {
     }
 
     #[test]
+    fn index_started_is_sent_only_once_the_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::spfs::SpfsWriter::create(dir.path()).unwrap();
+        let cfg = IndexConfig {
+            lock_max_tries: 1,
+            lock_sleep_seconds: 0,
+            ..Default::default()
+        };
+        let address = RepoAddress::parse(dir.path().to_str().unwrap(), Path::new("/")).unwrap();
+        let req = IndexRequest::new("origin", address, cfg);
+        let idx = index_dir(dir.path());
+        std::fs::create_dir_all(&idx).unwrap();
+        let held =
+            lock::acquire(&idx.join(lock::LOCK_FILE_NAME), 1, Duration::ZERO, &|_| {}).unwrap();
+        let rep = SlowStart::default();
+        let e = run_index(&req, &rep).unwrap_err();
+        assert!(matches!(e, IndexError::LockBusy { .. }), "{e}");
+        assert!(
+            rep.calls.lock().unwrap().is_empty(),
+            "nothing may be sent before the lock is held"
+        );
+        drop(held);
+        run_index(&req, &rep).unwrap();
+        let events: Vec<IndexEvent> = rep.calls.lock().unwrap().iter().map(|c| c.0).collect();
+        assert_eq!(events.first(), Some(&IndexEvent::Started), "{events:?}");
+        assert_eq!(events.last(), Some(&IndexEvent::Completed), "{events:?}");
+    }
+
+    #[test]
     fn in_progress_does_not_wait_for_started_to_be_delivered() {
         let dir = tempfile::tempdir().unwrap();
         crate::spfs::SpfsWriter::create(dir.path()).unwrap();
