@@ -354,3 +354,64 @@ fn the_indexer_batches_events_retries_a_busy_lock_with_heartbeats_and_commits() 
         "status keyed by repository"
     );
 }
+
+#[test]
+fn an_authorization_error_ends_the_wait_as_an_error_not_a_timeout() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let b = broker();
+    let ch = channel("kafka", &b.bootstrap_servers(), &["origin"]);
+    let p = ChannelProducer::new(&ch).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    send(
+        &p,
+        IDX_TOPIC,
+        "origin",
+        &status("indexer heartbeat", "ix", "/srv/spk/origin", now),
+    );
+    b.cluster().request_errors(
+        RDKafkaApiKey::Fetch,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+    );
+    let mut req = request(now);
+    req.timeout = Some(Duration::from_secs(60));
+    let began = Instant::now();
+    match wait_for_index(&ch, &req) {
+        Err(e @ WaitError::Consumer { .. }) => {
+            let t = e.to_string();
+            assert!(t.to_lowercase().contains("authoriz"), "{t}");
+        }
+        other => panic!("expected the authorization error, got {other:?}"),
+    }
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        began.elapsed()
+    );
+}
+
+#[test]
+fn fatal_consumer_errors_are_told_from_transient_ones() {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use spk_messaging_kafka::wait::is_fatal_consumer_error;
+    for code in [
+        RDKafkaErrorCode::TopicAuthorizationFailed,
+        RDKafkaErrorCode::GroupAuthorizationFailed,
+        RDKafkaErrorCode::UnknownTopicOrPartition,
+        RDKafkaErrorCode::SaslAuthenticationFailed,
+    ] {
+        assert!(
+            is_fatal_consumer_error(&KafkaError::MessageConsumption(code)),
+            "{code:?}"
+        );
+    }
+    for code in [
+        RDKafkaErrorCode::BrokerTransportFailure,
+        RDKafkaErrorCode::AllBrokersDown,
+        RDKafkaErrorCode::RequestTimedOut,
+    ] {
+        assert!(
+            !is_fatal_consumer_error(&KafkaError::MessageConsumption(code)),
+            "{code:?}"
+        );
+    }
+}
