@@ -37,6 +37,7 @@ pub fn run_all(args: &[String]) -> Result<()> {
     }
     // Install before building so a fresh machine's long install happens once.
     let bin = tansu::ensure_installed()?;
+    let stunnel = ensure_stunnel()?;
     run(cargo().args(["build", "-p", "spk-repo-cli", "--features", "test-hooks"]))?;
     let work = root().join("target/e2e");
     let port = tansu::free_port()?;
@@ -49,7 +50,8 @@ pub fn run_all(args: &[String]) -> Result<()> {
         .env("SPK_E2E_BOOTSTRAP", broker.bootstrap())
         .env("SPK_E2E_SPK", &spk)
         .env("SPK_E2E_TANSU", &bin)
-        .env("SPK_E2E_WORKDIR", &work));
+        .env("SPK_E2E_WORKDIR", &work)
+        .env("SPK_E2E_STUNNEL", &stunnel));
     if result.is_err() {
         eprintln!(
             "xtask: end-to-end tests failed; tansu log tail:\n{}",
@@ -118,4 +120,46 @@ fn interop() -> Result<()> {
         .env("SPK_INTEROP_SPK", &spk_real)
         .env("SPK_INTEROP_FLATC", &flatc)
         .env("SPK_INTEROP_SPK_BIN", root().join("target/debug/spk")))
+}
+
+fn runs(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// The TLS tests put stunnel in front of Tansu and make certificates with
+/// the `openssl` command: found on PATH, else installed with apt-get
+/// (Debian's `stunnel4` and `openssl`) when this runs as root, as CI does.
+fn ensure_stunnel() -> Result<PathBuf> {
+    let find = || {
+        ["stunnel4", "stunnel"]
+            .into_iter()
+            .find(|c| runs(c, "-version"))
+            .map(PathBuf::from)
+    };
+    if let (Some(p), true) = (find(), runs("openssl", "version")) {
+        return Ok(p);
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root && runs("apt-get", "--version") {
+        eprintln!("xtask: installing stunnel4 and openssl (apt-get) for the TLS tests");
+        run(Command::new("apt-get").args(["install", "-y", "-q", "stunnel4", "openssl"])).or_else(
+            |_| {
+                run(Command::new("apt-get").args(["update", "-q"]))?;
+                run(Command::new("apt-get").args(["install", "-y", "-q", "stunnel4", "openssl"]))
+            },
+        )?;
+    }
+    match (find(), runs("openssl", "version")) {
+        (Some(p), true) => Ok(p),
+        _ => bail!("the TLS end-to-end tests need stunnel and openssl; install them (Debian/Ubuntu: apt-get install stunnel4 openssl) or set SPK_E2E_STUNNEL"),
+    }
 }

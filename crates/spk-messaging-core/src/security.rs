@@ -121,20 +121,25 @@ impl std::fmt::Display for ConnectFailure {
 /// [`is_certificate_failure`]); the caller probes for the reason.
 pub fn classify_client_error(text: &str) -> Option<ConnectFailure> {
     let lower = text.to_ascii_lowercase();
-    if let Some(i) = lower.find("unsupported sasl mechanism") {
+    if lower.contains("unsupported sasl mechanism") || lower.contains("mechanism handshake failed")
+    {
         // "SASL SCRAM-SHA-512 mechanism handshake failed: Broker: Unsupported
-        // SASL mechanism: broker's supported mechanisms: PLAIN"
+        // SASL mechanism: broker's supported mechanisms: PLAIN", or, from a
+        // broker that hangs up instead of answering (Tansu 0.6), "SASL PLAIN
+        // mechanism handshake failed: Local: Broker transport failure:
+        // broker's supported mechanisms: (n/a)".
         let mechanism = text
             .split("SASL ")
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
             .unwrap_or("?")
             .to_string();
-        let offered = text[i..]
+        let offered = text
             .split("supported mechanisms:")
             .nth(1)
             .map(first_clause)
-            .unwrap_or_else(|| "not said".into());
+            .filter(|o| !o.is_empty() && o != "(n/a)")
+            .unwrap_or_else(|| "not said: the broker closed the connection".into());
         return Some(ConnectFailure::MechanismNotOffered { mechanism, offered });
     }
     if lower.contains("sasl authentication error")
@@ -288,6 +293,7 @@ mod tests {
     const UNTRUSTED: &str = "ssl://127.0.0.1:19095/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified, verify that ssl.ca.location is correctly configured or root CA certificates are installed (install ca-certificates package) (after 3ms in state SSL_HANDSHAKE)";
     const BAD_PROOF: &str = "sasl_plaintext://127.0.0.1:19092/bootstrap: SASL authentication error: SASL SCRAM authentication failed: broker responded with invalid-proof (after 51ms in state AUTH_REQ)";
     const NO_MECH: &str = "sasl_plaintext://127.0.0.1:19094/bootstrap: SASL SCRAM-SHA-512 mechanism handshake failed: Broker: Unsupported SASL mechanism: broker's supported mechanisms: PLAIN (after 0ms in state AUTH_HANDSHAKE)";
+    const HUNG_UP: &str = "sasl_ssl://127.0.0.1:32907/bootstrap: SASL PLAIN mechanism handshake failed: Local: Broker transport failure: broker's supported mechanisms: (n/a) (after 0ms in state DOWN)";
     const TO_SSL: &str = "127.0.0.1:9093/bootstrap: Disconnected while requesting ApiVersion: might be caused by incorrect security.protocol configuration (connecting to a SSL listener?) or broker version is < 0.10 (see api.version.request) (after 0ms in state APIVERSION_QUERY)";
 
     #[test]
@@ -304,6 +310,13 @@ mod tests {
             Some(ConnectFailure::MechanismNotOffered {
                 mechanism: "SCRAM-SHA-512".into(),
                 offered: "PLAIN".into()
+            })
+        );
+        assert_eq!(
+            classify_client_error(HUNG_UP),
+            Some(ConnectFailure::MechanismNotOffered {
+                mechanism: "PLAIN".into(),
+                offered: "not said: the broker closed the connection".into()
             })
         );
         assert!(!classify_client_error(BAD_PROOF).unwrap().is_tls());

@@ -200,14 +200,20 @@ impl ChannelProducer {
     /// say otherwise, then every property (with `${VAR}` expanded; TLS and
     /// SASL settings go here).
     pub fn with_role(ch: &KafkaChannelConfig, role: ProducerRole) -> Result<Self, ClientError> {
-        let (idempotent, linger) = match role {
-            ProducerRole::OneShot => ("false", "0"),
-            ProducerRole::LongLived => ("true", LINGER_MS),
+        // Without idempotence, one request in flight keeps a retried
+        // message from overtaking the next ("started" before "completed").
+        let (idempotent, linger, in_flight) = match role {
+            ProducerRole::OneShot => ("false", "0", "1"),
+            ProducerRole::LongLived => ("true", LINGER_MS, "5"),
         };
         let defaults = [
             ("message.timeout.ms", ch.message_timeout_ms.to_string()),
             ("queue.buffering.max.ms", linger.to_string()),
             ("enable.idempotence", idempotent.to_string()),
+            (
+                "max.in.flight.requests.per.connection",
+                in_flight.to_string(),
+            ),
             ("acks", "all".to_string()),
         ];
         let mut cc = client_config(ch, &defaults)?;

@@ -6,6 +6,8 @@
 //! tests never pretend to pass without a broker.
 #![allow(clippy::unwrap_used)]
 
+pub mod secure;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
