@@ -358,7 +358,12 @@ pub fn spawn_probe(
     every: Duration,
     stop: std::sync::Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, ClientError> {
-    let c = consumer(ch, &[("enable.auto.commit", "false".into())])?;
+    // A group id librdkafka wants; never joined, nothing committed.
+    let group = format!("spk-probe-{}", std::process::id());
+    let c = consumer(
+        ch,
+        &[("group.id", group), ("enable.auto.commit", "false".into())],
+    )?;
     let topic = topic.to_string();
     let timeout = every.max(Duration::from_millis(500));
     std::thread::Builder::new()

@@ -59,7 +59,13 @@ pub struct Record {
     pub headers: Vec<(String, String)>,
     #[serde(skip)]
     pub decoded: Decoded,
+    /// For a malformed message, the start of its payload (lossy UTF-8, at
+    /// most [`EXCERPT_CHARS`] characters).
+    pub excerpt: Option<String>,
 }
+
+/// How much of a malformed payload is shown.
+pub const EXCERPT_CHARS: usize = 200;
 
 impl Record {
     fn from_message(m: &BorrowedMessage<'_>, kind: TopicKind) -> Record {
@@ -78,6 +84,16 @@ impl Record {
                     .collect()
             })
             .unwrap_or_default();
+        let decoded = decode(kind, m.payload());
+        let excerpt = match (&decoded, m.payload()) {
+            (Decoded::Malformed(_), Some(p)) => Some(
+                String::from_utf8_lossy(&p[..p.len().min(EXCERPT_CHARS * 4)])
+                    .chars()
+                    .take(EXCERPT_CHARS)
+                    .collect(),
+            ),
+            _ => None,
+        };
         Record {
             topic: m.topic().to_string(),
             partition: m.partition(),
@@ -85,7 +101,8 @@ impl Record {
             timestamp_ms: m.timestamp().to_millis(),
             key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
             headers,
-            decoded: decode(kind, m.payload()),
+            decoded,
+            excerpt,
         }
     }
 
@@ -99,10 +116,17 @@ impl Record {
 }
 
 fn watcher(ch: &KafkaChannelConfig) -> Result<BaseConsumer<ChannelContext>, ClientError> {
+    // librdkafka wants a group id even for manual assignment; this one is
+    // never joined (no subscribe) and nothing is committed under it.
+    let group = format!(
+        "spk-watch-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    );
     consumer(
         ch,
         &[
-            // No group: manual assignment, nothing committed.
+            ("group.id", group),
             ("enable.auto.commit", "false".into()),
             ("enable.auto.offset.store", "false".into()),
             ("fetch.wait.max.ms", "100".into()),

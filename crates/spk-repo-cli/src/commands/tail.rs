@@ -290,7 +290,11 @@ fn text_line(rec: &Record) -> String {
             m.start,
             header_text(rec)
         ),
-        Decoded::Malformed(why) => format!("{at} MALFORMED {why} {}", header_text(rec)),
+        Decoded::Malformed(why) => format!(
+            "{at} MALFORMED {why}: {:?} {}",
+            rec.excerpt.as_deref().unwrap_or_default(),
+            header_text(rec)
+        ),
     }
 }
 
@@ -321,6 +325,7 @@ fn json_line(rec: &Record) -> Value {
     }
     if let Some(e) = error {
         v["error"] = json!(e);
+        v["payload_excerpt"] = json!(rec.excerpt);
     }
     v
 }
