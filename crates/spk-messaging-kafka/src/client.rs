@@ -2,14 +2,16 @@
 //! turns librdkafka's logs and errors into tracing events.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
-use rdkafka::client::ClientContext;
+use rdkafka::client::{Client, ClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
+use rdkafka::metadata::Metadata;
 use spk_messaging_core::config::{expand_env, is_secret_property, ExpandError, KafkaChannelConfig};
-use spk_messaging_core::security;
+use spk_messaging_core::security::{self, ConnectFailure};
 
 /// A channel's config cannot become a Kafka client.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,16 @@ pub fn client_config(
     cc.set_log_level(RDKafkaLogLevel::Info);
     for (k, v) in defaults {
         cc.set(*k, v.as_str());
+    }
+    // OpenSSL is vendored, so its own default CA path is not the system's:
+    // have librdkafka look in the usual places for the system's CA bundle,
+    // unless the channel names its CA.
+    if !ch
+        .properties
+        .keys()
+        .any(|k| k == "ssl.ca.location" || k == "ssl.ca.pem")
+    {
+        cc.set("ssl.ca.location", "probe");
     }
     for (k, v) in &ch.properties {
         let value = expand_env(v).map_err(|source| ClientError::Property {
@@ -248,6 +260,83 @@ impl ConsumerContext for ChannelContext {
             }
             Rebalance::Error(e) => {
                 tracing::warn!(channel = %self.channel, "rebalance error: {e}")
+            }
+        }
+    }
+}
+
+/// Metadata that did not come: the client's words, and the TLS or SASL
+/// problem behind them when there is one.
+#[derive(Debug, Clone)]
+pub(crate) struct NoMetadata {
+    pub(crate) reason: String,
+    pub(crate) failure: Option<ConnectFailure>,
+}
+
+impl NoMetadata {
+    /// The reason, led by the failure and its hint when one was found.
+    pub(crate) fn text(&self) -> String {
+        match &self.failure {
+            Some(f) => format!("{f}; client said: {}", self.reason),
+            None => self.reason.clone(),
+        }
+    }
+}
+
+/// How often a metadata request is retried while waiting, so that a TLS or
+/// SASL failure ends the wait at once rather than at the timeout.
+const METADATA_STEP: Duration = Duration::from_millis(500);
+
+/// How long without an answer before the connection is probed.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
+
+/// Asks `client` (built from `ch`, reporting into `errors`) for metadata
+/// (of `topic`, or of all topics), for up to `timeout`, in steps: a failure
+/// retrying cannot cure (a certificate, a password: see [`is_fatal`]) ends
+/// the wait at once, and after [`PROBE_AFTER`] without an answer the
+/// connection is probed for what librdkafka does not report (TLS to a
+/// plaintext port and the reverse). `serve` serves the client's queue
+/// (error events arrive there).
+pub(crate) fn metadata_or_failure<C: ClientContext>(
+    client: &Client<C>,
+    ch: &KafkaChannelConfig,
+    errors: &ErrorLog,
+    topic: Option<&str>,
+    timeout: Duration,
+    serve: &dyn Fn(),
+) -> Result<Metadata, NoMetadata> {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut probed: Option<Option<ConnectFailure>> = None;
+    loop {
+        if probed.is_none() && started.elapsed() >= PROBE_AFTER {
+            let said = errors.last().unwrap_or_default();
+            let found = crate::probe::diagnose(ch, &said);
+            if let Some(f) = &found {
+                errors.set_fatal(f.message());
+            }
+            probed = Some(found);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let r = client.fetch_metadata(topic, left.min(METADATA_STEP));
+        serve();
+        match r {
+            Ok(md) => return Ok(md),
+            Err(_) if errors.fatal().is_none() && left > METADATA_STEP => continue,
+            Err(e) => {
+                let said = errors.fatal().or_else(|| errors.last());
+                let reason = match said {
+                    Some(last) => format!("{e}; {last}"),
+                    None => e.to_string(),
+                };
+                let failure = match probed {
+                    Some(found) => found,
+                    None => crate::probe::diagnose(ch, &reason),
+                };
+                return Err(NoMetadata {
+                    reason: redact(ch, &reason),
+                    failure,
+                });
             }
         }
     }

@@ -12,7 +12,7 @@ use spk_messaging_core::config::KafkaChannelConfig;
 use spk_messaging_core::security::ConnectFailure;
 use spk_messaging_core::{Diagnostic, Severity};
 
-use crate::client::{client_config, redact, ChannelContext};
+use crate::client::{client_config, metadata_or_failure, redact, ChannelContext};
 
 impl ProducerContext<NoCustomPartitioner> for ChannelContext {
     type DeliveryOpaque = ();
@@ -55,6 +55,10 @@ pub struct ChannelCheck {
     pub failure: Option<ConnectFailure>,
 }
 
+/// Why a broker did not answer: the client's words, and the TLS or SASL
+/// problem behind them when there is one.
+type NoAnswer = (String, Option<ConnectFailure>);
+
 struct Answer {
     brokers: Vec<String>,
     topics: Vec<(String, Result<usize, String>)>,
@@ -70,73 +74,20 @@ fn diag(sev: Severity, path: String, message: String, hint: Option<&str>) -> Dia
     }
 }
 
-/// Why a broker did not answer: the client's words, and the TLS or SASL
-/// problem behind them when there is one.
-type NoAnswer = (String, Option<ConnectFailure>);
-
-/// How often a metadata request is retried while waiting, so that a TLS or
-/// SASL failure ends the wait at once rather than at the timeout.
-const ASK_STEP: Duration = Duration::from_millis(500);
-
-/// How long without an answer before the connection is probed.
-const PROBE_AFTER: Duration = Duration::from_secs(1);
-
 /// Asks the cluster through `broker` alone for its metadata.
 fn ask(ch: &KafkaChannelConfig, broker: &str, timeout: Duration) -> Result<Answer, NoAnswer> {
     let mut one = ch.clone();
     one.brokers = vec![broker.to_string()];
-    let mut probed = None;
-    match ask_one(&one, timeout, &mut probed) {
-        Ok(a) => Ok(a),
-        Err(text) => {
-            let failure = match probed {
-                Some(found) => found,
-                None => crate::probe::diagnose(&one, &text),
-            };
-            let text = match &failure {
-                Some(f) => format!("{f}; client said: {text}"),
-                None => text,
-            };
-            Err((text, failure))
-        }
-    }
-}
-
-/// `probed` receives the result of the connection probe, when one ran.
-fn ask_one(
-    one: &KafkaChannelConfig,
-    timeout: Duration,
-    probed: &mut Option<Option<ConnectFailure>>,
-) -> Result<Answer, String> {
-    let cc = client_config(one, &[]).map_err(|e| e.to_string())?;
+    let cc = client_config(&one, &[]).map_err(|e| (e.to_string(), None))?;
     let ctx = ChannelContext::new(&one.name);
     let errors = ctx.errors.clone();
     let producer: BaseProducer<ChannelContext> = cc
         .create_with_context(ctx)
-        .map_err(|e| redact(one, &e.to_string()))?;
-    // All topics: asking for named ones may auto-create them. Asked in
-    // steps, so that a failure retrying cannot cure ends the wait.
-    let started = std::time::Instant::now();
-    let deadline = started + timeout;
-    let md = loop {
-        // No answer for a while: probe the connection for what librdkafka
-        // does not report (TLS to a plaintext port and the reverse).
-        if probed.is_none() && started.elapsed() >= PROBE_AFTER {
-            let said = errors.last().unwrap_or_default();
-            let found = crate::probe::diagnose(one, &said);
-            if let Some(f) = &found {
-                errors.set_fatal(f.message());
-            }
-            *probed = Some(found);
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let r = producer.client().fetch_metadata(None, left.min(ASK_STEP));
+        .map_err(|e| (redact(&one, &e.to_string()), None))?;
+    // All topics: asking for named ones may auto-create them.
+    let md = metadata_or_failure(producer.client(), &one, &errors, None, timeout, &|| {
         producer.poll(Duration::ZERO);
-        match r {
-            Err(_) if errors.fatal().is_none() && !left.is_zero() && left > ASK_STEP => continue,
-            r => break r,
-        }
-    };
+    });
     match md {
         Ok(md) => Ok(Answer {
             brokers: md
@@ -156,15 +107,7 @@ fn ask_one(
                 })
                 .collect(),
         }),
-        Err(e) => {
-            // Error events arrive on the client's queue; serve them so the
-            // reason (e.g. "Connection refused") is known.
-            producer.poll(Duration::from_millis(100));
-            Err(match errors.fatal().or_else(|| errors.last()) {
-                Some(last) => format!("{e}; {last}"),
-                None => e.to_string(),
-            })
-        }
+        Err(no) => Err((no.text(), no.failure)),
     }
 }
 

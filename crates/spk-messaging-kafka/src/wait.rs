@@ -20,10 +20,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use spk_messaging_core::config::KafkaChannelConfig;
+use spk_messaging_core::security::ConnectFailure;
 use spk_messaging_core::wait::{start_offsets, WaitRules, WaitStep, Waiter};
 use spk_messaging_core::{RepoAddress, RepoTarget};
 
-use crate::client::{consumer, ClientError};
+use crate::client::{consumer, metadata_or_failure, ClientError};
 
 pub use spk_messaging_core::wait::{Seen, WaitOutcome, WaitReport, DEFAULT_PATIENCE_MS};
 
@@ -61,6 +62,8 @@ pub enum WaitError {
         brokers: String,
         timeout_ms: u64,
         reason: String,
+        /// The TLS or SASL problem behind it, when that is what failed.
+        failure: Option<Box<ConnectFailure>>,
     },
     #[error("reading topic {topic:?} from brokers {brokers} failed: {reason}")]
     Consumer {
@@ -111,6 +114,7 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
         brokers: ch.brokers.join(","),
         timeout_ms: ch.index_update_listener_broker_fetch_timeout_ms,
         reason,
+        failure: None,
     };
     let target = RepoTarget::new(
         req.repo_name.clone(),
@@ -145,10 +149,25 @@ pub fn wait_for_index(ch: &KafkaChannelConfig, req: &WaitRequest) -> Result<Wait
         None => e,
     };
 
-    // Partitions and where each ends now.
-    let md = consumer
-        .fetch_metadata(Some(&topic), fetch_timeout)
-        .map_err(|e| unreachable(with_last(e.to_string())))?;
+    // Partitions and where each ends now. A TLS or SASL failure ends the
+    // wait here, named.
+    let md = metadata_or_failure(
+        consumer.client(),
+        ch,
+        &errors,
+        Some(&topic),
+        fetch_timeout,
+        &|| {
+            let _ = consumer.poll(Duration::ZERO);
+        },
+    )
+    .map_err(|no| WaitError::Unreachable {
+        topic: topic.clone(),
+        brokers: ch.brokers.join(","),
+        timeout_ms: ch.index_update_listener_broker_fetch_timeout_ms,
+        reason: no.text(),
+        failure: no.failure.map(Box::new),
+    })?;
     let mut topic_error = None;
     let partitions: Vec<i32> = md
         .topics()

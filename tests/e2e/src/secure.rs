@@ -209,6 +209,7 @@ impl Drop for Stunnel {
 #[derive(Debug)]
 pub struct OwnTansu {
     child: Child,
+    bin: PathBuf,
     pub port: u16,
     pub work: PathBuf,
 }
@@ -223,10 +224,30 @@ impl OwnTansu {
         advertised: u16,
         authentication: bool,
     ) -> OwnTansu {
+        Self::start_with(
+            &crate::tansu_bin(),
+            work,
+            storage,
+            port,
+            advertised,
+            authentication,
+        )
+    }
+
+    /// [`OwnTansu::start`] with the binary given (the benchmarks have no
+    /// `SPK_E2E_TANSU`).
+    pub fn start_with(
+        bin: &Path,
+        work: &Path,
+        storage: &str,
+        port: u16,
+        advertised: u16,
+        authentication: bool,
+    ) -> OwnTansu {
         std::fs::create_dir_all(work).unwrap();
         let log = work.join(format!("tansu-{port}-{}.log", crate::unique("run")));
         let out = std::fs::File::create(&log).unwrap();
-        let mut c = Command::new(crate::tansu_bin());
+        let mut c = Command::new(bin);
         c.args([
             "broker",
             "--listener-url",
@@ -249,6 +270,7 @@ impl OwnTansu {
         wait_listening(port, "tansu", &log);
         OwnTansu {
             child,
+            bin: bin.to_path_buf(),
             port,
             work: work.to_path_buf(),
         }
@@ -256,7 +278,7 @@ impl OwnTansu {
 
     /// `tansu ARGS` against this broker's port (`--broker` is added).
     pub fn admin(&self, args: &[&str]) {
-        let out = Command::new(crate::tansu_bin())
+        let out = Command::new(&self.bin)
             .args(args)
             .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
             .current_dir(&self.work)

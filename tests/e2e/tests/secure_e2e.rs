@@ -298,6 +298,20 @@ fn tls_every_command_and_every_failure() {
             phrase,
         );
         fails_fast(&s, &["repo", "index", "--repo", "origin"], &[], 7, phrase);
+        fails_fast(
+            &s,
+            &[
+                "messaging",
+                "wait-index",
+                "--repo",
+                "origin",
+                "--since",
+                "0",
+            ],
+            &[],
+            7,
+            phrase,
+        );
     }
     drop(tansu);
 }
@@ -363,6 +377,15 @@ fn sasl_scram_over_tls_and_its_failures() {
         &send[..],
         &["-vv", "messaging", "check-config", "--connect"],
         &["-vv", "repo", "index", "--repo", "origin"],
+        &[
+            "-vv",
+            "messaging",
+            "wait-index",
+            "--repo",
+            "origin",
+            "--since",
+            "0",
+        ],
     ] {
         let text = fails_fast(&s, args, &bad, 8, "SASL authentication failed");
         assert!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use spk_messaging_core::config::{Config, ResolvedRepo};
 use spk_messaging_core::route::{route_index_status, IndexRoute};
-use spk_messaging_kafka::wait::{wait_for_index, WaitOutcome, WaitReport, WaitRequest};
+use spk_messaging_kafka::wait::{wait_for_index, WaitError, WaitOutcome, WaitReport, WaitRequest};
 
 use crate::exit::{self, CmdResult, Exit};
 use crate::output::{print_json, Format};
@@ -107,7 +107,16 @@ pub fn wait(
         timeout: bounds.timeout_ms.map(Duration::from_millis),
         max_wait: bounds.max_wait_ms.map(Duration::from_millis),
     };
-    let report = wait_for_index(ch, &req).map_err(|e| Exit::with(exit::FAILURE, e.into()))?;
+    let report = wait_for_index(ch, &req).map_err(|e| {
+        // A TLS or SASL failure has its own exit code (7 or 8).
+        let code = match &e {
+            WaitError::Unreachable {
+                failure: Some(f), ..
+            } => exit::for_connect_failure(Some(f)),
+            _ => exit::FAILURE,
+        };
+        Exit::with(code, e.into())
+    })?;
     print_report(&report, format);
     match report.outcome {
         WaitOutcome::Completed => Ok(()),
