@@ -25,6 +25,11 @@ pub const SENDER_USER: &str = "spk-sender-user";
 /// The version of these tools.
 pub const TOOL_VERSION: &str = "spk-tool-version";
 
+/// On an Indexer's heartbeat while the index lock is busy: who holds it,
+/// as the lock file says (`host: H pid: P`). Not in [`ALL`]: only those
+/// heartbeats carry it.
+pub const LOCK_HOLDER: &str = "spk-lock-holder";
+
 /// Every header name, in the order they are sent.
 pub const ALL: &[&str] = &[
     MESSAGE_ID,
@@ -79,6 +84,12 @@ impl MessageHeaders {
                 (TOOL_VERSION, VERSION.to_string()),
             ],
         }
+    }
+
+    /// These headers and `name: value` after them.
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.pairs.push((name, value.into()));
+        self
     }
 
     /// The headers as `(name, value)` pairs, in sending order.

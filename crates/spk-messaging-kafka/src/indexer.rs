@@ -43,6 +43,7 @@ use spk_messaging_core::{
 pub use spk_messaging_core::indexer::{classify, Classified};
 
 use crate::client::{consumer, ChannelContext, ClientError};
+use crate::headers::{MessageHeaders, MessageKind, LOCK_HOLDER};
 use crate::metrics::{self, Consumed};
 use crate::producer::{ChannelProducer, Producers};
 use crate::reporter::KafkaStatusReporter;
@@ -230,7 +231,14 @@ pub fn run(
             name: setup.name.clone(),
             start: chrono::Utc::now().timestamp(),
         };
-        if let Err(e) = out.reporter().report(&msg) {
+        // While the lock is busy, the heartbeat says who holds it.
+        let mut headers = MessageHeaders::new(MessageKind::IndexStatus);
+        if let Some(h) = holder {
+            headers = headers.with(LOCK_HOLDER, h);
+        }
+        let reporter = out.reporter();
+        if let Err(e) = reporter.inner.send_with(&msg, headers) {
+            reporter.failed.store(true, Ordering::SeqCst);
             obs.broker_error();
             tracing::warn!("heartbeat not delivered: {e}");
         }

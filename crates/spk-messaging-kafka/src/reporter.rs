@@ -50,6 +50,16 @@ impl KafkaStatusReporter {
 
     /// Sends one message and returns where it landed.
     pub fn send(&self, msg: &IndexStatusMessage) -> Result<Delivery, SendError> {
+        self.send_with(msg, MessageHeaders::new(MessageKind::IndexStatus))
+    }
+
+    /// [`Self::send`] with the given headers (e.g. an Indexer's heartbeat
+    /// naming the holder of a busy lock, [`crate::headers::LOCK_HOLDER`]).
+    pub fn send_with(
+        &self,
+        msg: &IndexStatusMessage,
+        headers: MessageHeaders,
+    ) -> Result<Delivery, SendError> {
         if let Some(earlier) = self
             .unreachable
             .lock()
@@ -65,7 +75,6 @@ impl KafkaStatusReporter {
                 ..earlier
             });
         }
-        let headers = MessageHeaders::new(MessageKind::IndexStatus);
         let result = self
             .producer
             .send(&self.topic, &self.key, msg.to_json().as_bytes(), &headers);

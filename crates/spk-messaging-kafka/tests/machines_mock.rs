@@ -348,6 +348,18 @@ fn the_indexer_batches_events_retries_a_busy_lock_with_heartbeats_and_commits() 
         heartbeats >= 2,
         "start-up and lock-busy heartbeats: {events:?}"
     );
+    // The heartbeat sent because the lock was busy names its holder; the
+    // start-up one does not.
+    let holders: Vec<Option<&str>> = status
+        .iter()
+        .filter(|r| r.body.contains("heartbeat"))
+        .map(|r| r.header("spk-lock-holder"))
+        .collect();
+    assert_eq!(holders.first(), Some(&None), "{holders:?}");
+    assert!(
+        holders.contains(&Some("host: build7 pid: 4242")),
+        "{holders:?}"
+    );
     assert!(events.iter().any(|e| e == "index completed"), "{events:?}");
     assert!(
         status.iter().all(|r| r.key == "origin"),
