@@ -320,6 +320,10 @@ pub fn tail(
         .assign(&tpl)
         .map_err(|e| r.unreachable("(all)", e.to_string()))?;
     let mut last_error: Option<Instant> = None;
+    // The next offset expected per partition: a message read again (seen
+    // with Tansu when following from the end of a partition) is not shown
+    // twice.
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
     while !stop.load(Ordering::SeqCst) {
         match r.consumer.poll(Duration::from_millis(100)) {
             None => on_idle(),
@@ -330,6 +334,19 @@ pub fn tail(
                 }
             }
             Some(Ok(m)) => {
+                let at = next
+                    .entry((m.topic().to_string(), m.partition()))
+                    .or_insert(0);
+                if m.offset() < *at {
+                    tracing::debug!(
+                        "{}/{}@{} read again; skipped",
+                        m.topic(),
+                        m.partition(),
+                        m.offset()
+                    );
+                    continue;
+                }
+                *at = m.offset() + 1;
                 let kind = kinds.get(m.topic()).copied().unwrap_or(TopicKind::Package);
                 if !on_record(Record::from_message(&m, kind)) {
                     break;
