@@ -36,13 +36,14 @@ use spk_messaging_core::config::{Config, IndexerConfig, KafkaChannelConfig, Reso
 use spk_messaging_core::indexer::{Action, IndexerMachine, IndexerRules, RunResult};
 use spk_messaging_core::indexing::{IndexRunError, IndexRunner};
 use spk_messaging_core::route::{route_index_status, IndexRoute};
+use spk_messaging_core::security::ConnectFailure;
 use spk_messaging_core::{
     IndexEvent, IndexStatusMessage, IndexStatusReporter, RepoTarget, ReportError,
 };
 
 pub use spk_messaging_core::indexer::{classify, Classified};
 
-use crate::client::{consumer, ChannelContext, ClientError};
+use crate::client::{consumer, metadata_or_failure, ChannelContext, ClientError};
 use crate::headers::{MessageHeaders, MessageKind, LOCK_HOLDER};
 use crate::metrics::{self, Consumed};
 use crate::producer::{ChannelProducer, Producers};
@@ -57,6 +58,15 @@ pub enum IndexerError {
     Refused { name: String, problem: String },
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The brokers refused the connection for a reason that waiting will
+    /// not cure (a certificate, a password): the Indexer stops at start
+    /// rather than retry forever; a service manager restarts it.
+    #[error("indexer {name:?}: cannot connect to the brokers of channel {channel:?}: {failure}")]
+    Connect {
+        name: String,
+        channel: String,
+        failure: Box<ConnectFailure>,
+    },
 }
 
 /// Everything a validated indexer needs.
@@ -190,6 +200,32 @@ pub fn run(
             ),
         ],
     )?;
+    // A TLS or SASL failure at start is said and ends the run (exit 7/8);
+    // a broker that is merely down is ridden out below.
+    let errors = consumer.context().errors.clone();
+    let start_timeout =
+        Duration::from_millis(ch.index_update_listener_broker_fetch_timeout_ms.min(10_000));
+    if let Err(no) = metadata_or_failure(
+        consumer.client(),
+        ch,
+        &errors,
+        Some(&setup.package_topic),
+        start_timeout,
+        &|| {
+            let _ = consumer.poll(Duration::ZERO);
+        },
+    ) {
+        match no.failure {
+            Some(f) => {
+                return Err(IndexerError::Connect {
+                    name: setup.name.clone(),
+                    channel: ch.name.clone(),
+                    failure: Box::new(f),
+                })
+            }
+            None => tracing::warn!("the brokers do not answer yet: {}; retrying", no.text()),
+        }
+    }
     let out = match &setup.status_channel {
         Some(sc) => Some(StatusOut {
             ch: sc,

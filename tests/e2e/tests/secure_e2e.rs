@@ -298,6 +298,7 @@ fn tls_every_command_and_every_failure() {
             phrase,
         );
         fails_fast(&s, &["repo", "index", "--repo", "origin"], &[], 7, phrase);
+        fails_fast(&s, &["repo", "indexer", "--name", "main"], &[], 7, phrase);
         fails_fast(
             &s,
             &[
@@ -377,6 +378,7 @@ fn sasl_scram_over_tls_and_its_failures() {
         &send[..],
         &["-vv", "messaging", "check-config", "--connect"],
         &["-vv", "repo", "index", "--repo", "origin"],
+        &["-vv", "repo", "indexer", "--name", "main"],
         &[
             "-vv",
             "messaging",

@@ -96,7 +96,14 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
         Some(addr) => Some(serve_metrics(&setup, addr, &stop)?),
         None => None,
     };
-    indexer::run(&setup, &runner, &stop).map_err(anyhow::Error::from)?;
+    indexer::run(&setup, &runner, &stop).map_err(|e| match &e {
+        // TLS or SASL refused at start: exit 7 or 8, as every command.
+        indexer::IndexerError::Connect { failure, .. } => {
+            let code = crate::exit::for_connect_failure(Some(failure));
+            crate::exit::Exit::with(code, e.into())
+        }
+        _ => anyhow::Error::from(e).into(),
+    })?;
     eprintln!("indexer {}: stopped", setup.name);
     Ok(())
 }
@@ -108,7 +115,11 @@ fn serve_metrics(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<crate::serve::MetricsServer> {
     let m = spk_messaging_kafka::metrics::global();
-    m.identify(&setup.name, &setup.repo.address.to_url(), &setup.channel.name);
+    m.identify(
+        &setup.name,
+        &setup.repo.address.to_url(),
+        &setup.channel.name,
+    );
     m.tick();
     let server = crate::serve::start(addr, m)?;
     spk_messaging_kafka::metrics::spawn_probe(
