@@ -28,7 +28,13 @@ struct Cli {
     verbose: u8,
     /// Log format on stderr: text, or one JSON object per line (for log
     /// shippers; the same fields).
-    #[arg(long, global = true, value_enum, default_value_t, value_name = "FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        value_name = "FORMAT"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Top,
