@@ -408,6 +408,21 @@ fn sasl_scram_over_tls_and_its_failures() {
     // A mechanism the broker does not offer.
     s.configure(&brokers, &sasl("PLAIN", "alice"));
     fails_fast(&s, &send, &good, 8, "does not offer SASL mechanism");
+    // OAUTHBEARER (librdkafka's unsecured tokens): no broker here offers
+    // it, so only its failure path can be shown.
+    s.configure(
+        &brokers,
+        &format!(
+            r#""security.protocol" = "SASL_SSL", "ssl.ca.location" = "{ca}", "sasl.mechanism" = "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt" = "true", "sasl.oauthbearer.config" = "principal=alice""#
+        ),
+    );
+    fails_fast(
+        &s,
+        &send,
+        &good,
+        8,
+        "does not offer SASL mechanism \"OAUTHBEARER\"",
+    );
 
     // A password written in the file is a warning, and is never printed.
     s.configure(
