@@ -113,6 +113,13 @@ pub fn wait(
             WaitError::Unreachable {
                 failure: Some(f), ..
             } => exit::for_connect_failure(Some(f)),
+            // An authentication error met while reading.
+            WaitError::Consumer { reason, .. } => {
+                match spk_messaging_core::security::classify_client_error(reason) {
+                    Some(f) => exit::for_connect_failure(Some(&f)),
+                    None => exit::FAILURE,
+                }
+            }
             _ => exit::FAILURE,
         };
         Exit::with(code, e.into())
