@@ -11,6 +11,7 @@ use anyhow::{bail, Result};
 
 mod bench_index;
 mod bench_kafka;
+mod bench_ops;
 mod codegen;
 mod demo;
 mod example_repo;
@@ -29,9 +30,11 @@ fn main() -> Result<()> {
         "bench" => match rest.split_first() {
             Some((w, r)) if w == "index" => bench_index::run(r),
             Some((w, r)) if w == "kafka" => bench_kafka::run(r),
+            Some((w, r)) if w == "ops" => bench_ops::run(r),
             _ => {
                 bench_index::run(rest)?;
-                bench_kafka::run(&[])
+                bench_kafka::run(&[])?;
+                bench_ops::run(&[])
             }
         },
         "gen-repo" => genrepo::run(rest),

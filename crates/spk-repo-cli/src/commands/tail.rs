@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
 use clap::ValueEnum;
-use serde_json::{json, Value};
+use serde::Serialize;
 use spk_messaging_core::config::{Config, KafkaChannelConfig};
 use spk_messaging_core::watch::{
     parse_since, Decoded, EventSel, PackageSel, TailFilter, TopicKind,
@@ -215,11 +215,14 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
                 malformed += 1;
             }
             shown += 1;
-            let line = match args.format {
-                Format::Json => json_line(&rec).to_string(),
-                Format::Text => text_line(&rec),
+            let mut w = out.borrow_mut();
+            let written = match args.format {
+                Format::Json => serde_json::to_writer(&mut *w, &json_line(&rec))
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| w.write_all(b"\n")),
+                Format::Text => writeln!(w, "{}", text_line(&rec)),
             };
-            if writeln!(out.borrow_mut(), "{line}").is_err() {
+            if written.is_err() {
                 write_failed = true; // e.g. `| head` closed the pipe
                 return false;
             }
@@ -242,7 +245,7 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
 
 fn time_text(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| "-".into())
 }
 
@@ -299,33 +302,65 @@ fn text_line(rec: &Record) -> String {
 }
 
 /// One JSON object: coordinates, the message's fields, every header.
-fn json_line(rec: &Record) -> Value {
-    let headers: serde_json::Map<String, Value> = rec
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let mut v = json!({
-        "topic": rec.topic,
-        "partition": rec.partition,
-        "offset": rec.offset,
-        "timestamp_ms": rec.timestamp_ms,
-        "time": time_text(rec.timestamp_ms),
-        "key": rec.key,
-        "headers": headers,
-    });
+/// Serialized straight from borrowed fields (no intermediate JSON value):
+/// `tail --format json` must keep up with tens of thousands of messages a
+/// second.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    time: String,
+    key: Option<&'a str>,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<Body<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_excerpt: Option<&'a str>,
+    headers: HeaderMap<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Body<'a> {
+    Package(&'a spk_messaging_core::PackageUpdateMessage),
+    Index(&'a spk_messaging_core::IndexStatusMessage),
+}
+
+/// Headers as one JSON object, in the order sent.
+struct HeaderMap<'a>(&'a [(String, String)]);
+
+impl Serialize for HeaderMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+fn json_line(rec: &Record) -> JsonLine<'_> {
     let (kind, message, error) = match &rec.decoded {
-        Decoded::Package(m) => ("package-update", serde_json::to_value(m).ok(), None),
-        Decoded::Index(m) => ("index-status", serde_json::to_value(m).ok(), None),
-        Decoded::Malformed(why) => ("malformed", None, Some(why.clone())),
+        Decoded::Package(m) => ("package-update", Some(Body::Package(m)), None),
+        Decoded::Index(m) => ("index-status", Some(Body::Index(m)), None),
+        Decoded::Malformed(why) => ("malformed", None, Some(why.as_str())),
     };
-    v["kind"] = json!(kind);
-    if let Some(m) = message {
-        v["message"] = m;
+    JsonLine {
+        topic: &rec.topic,
+        partition: rec.partition,
+        offset: rec.offset,
+        timestamp_ms: rec.timestamp_ms,
+        time: time_text(rec.timestamp_ms),
+        key: rec.key.as_deref(),
+        kind,
+        message,
+        error,
+        payload_excerpt: error.and(rec.excerpt.as_deref()),
+        headers: HeaderMap(&rec.headers),
     }
-    if let Some(e) = error {
-        v["error"] = json!(e);
-        v["payload_excerpt"] = json!(rec.excerpt);
-    }
-    v
 }
