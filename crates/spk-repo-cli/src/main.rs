@@ -99,8 +99,10 @@ fn error_text(err: &anyhow::Error) -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.log_format);
+    let json_logs = cli.log_format == LogFormat::Json;
     let ctx = commands::Context {
         config_file: cli.config,
+        json_logs,
     };
     let result = match cli.command {
         Top::Repo(c) => c.run(&ctx),
@@ -110,7 +112,16 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(err) = e.error {
-                eprintln!("error: {}", error_text(&err));
+                if json_logs {
+                    let line = commands::json_log_line(
+                        "ERROR",
+                        &error_text(&err),
+                        &[("exit_code", e.code.to_string())],
+                    );
+                    eprintln!("{line}");
+                } else {
+                    eprintln!("error: {}", error_text(&err));
+                }
             }
             ExitCode::from(u8::try_from(e.code).unwrap_or(1))
         }

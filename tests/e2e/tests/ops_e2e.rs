@@ -774,6 +774,13 @@ fn metrics_move_with_events_and_runs_and_readiness_follows_the_broker() {
         .unwrap_or_else(|| panic!("no JSON 'indexer started' line:\n{text}"));
     assert_eq!(started["indexer"], "main");
     assert_eq!(started["level"], "INFO");
+    for line in text.lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| v["message"].is_string()),
+            "with --log-format json every stderr line is a JSON log object: {line}"
+        );
+    }
+    assert!(text.contains(r#""metrics_addr":"#), "{text}");
 
     // The broker stops: not ready (but healthy: the loop turns); back: ready.
     broker.stop();

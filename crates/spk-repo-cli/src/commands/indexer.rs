@@ -85,15 +85,27 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     ] {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
-    eprintln!(
-        "indexer {}: keeping {} ({}) indexed from topic {}, status to {}",
-        setup.name, setup.repo.name, setup.repo.address, setup.package_topic, setup.status_topic
+    ctx.notice(
+        &format!(
+            "indexer {}: keeping {} ({}) indexed from topic {}, status to {}",
+            setup.name,
+            setup.repo.name,
+            setup.repo.address,
+            setup.package_topic,
+            setup.status_topic
+        ),
+        &[
+            ("indexer", setup.name.clone()),
+            ("repo", setup.repo.address.to_url()),
+            ("topic", setup.package_topic.clone()),
+            ("status_topic", setup.status_topic.clone()),
+        ],
     );
     let runner = RepoRunner {
         repo: setup.repo.clone(),
     };
     let _server = match args.metrics_addr {
-        Some(addr) => Some(serve_metrics(&setup, addr, &stop)?),
+        Some(addr) => Some(serve_metrics(ctx, &setup, addr, &stop)?),
         None => None,
     };
     indexer::run(&setup, &runner, &stop).map_err(|e| match &e {
@@ -104,12 +116,16 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
         }
         _ => anyhow::Error::from(e).into(),
     })?;
-    eprintln!("indexer {}: stopped", setup.name);
+    ctx.notice(
+        &format!("indexer {}: stopped", setup.name),
+        &[("indexer", setup.name.clone())],
+    );
     Ok(())
 }
 
 /// Starts the metrics endpoints and the broker probe behind `/readyz`.
 fn serve_metrics(
+    ctx: &super::Context,
     setup: &indexer::IndexerSetup,
     addr: std::net::SocketAddr,
     stop: &Arc<AtomicBool>,
@@ -130,9 +146,15 @@ fn serve_metrics(
         stop.clone(),
     )
     .map_err(anyhow::Error::from)?;
-    eprintln!(
-        "indexer {}: metrics on http://{}/metrics (also /healthz, /readyz)",
-        setup.name, server.addr
+    ctx.notice(
+        &format!(
+            "indexer {}: metrics on http://{}/metrics (also /healthz, /readyz)",
+            setup.name, server.addr
+        ),
+        &[
+            ("indexer", setup.name.clone()),
+            ("metrics_addr", server.addr.to_string()),
+        ],
     );
     Ok(server)
 }

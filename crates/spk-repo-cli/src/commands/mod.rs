@@ -26,9 +26,23 @@ mod wait_index;
 #[derive(Debug)]
 pub struct Context {
     pub config_file: Option<PathBuf>,
+    /// `--log-format json`: what a command says on stderr is one JSON
+    /// object per line too, so a log shipper sees nothing else.
+    pub json_logs: bool,
 }
 
 impl Context {
+    /// A line for the operator on stderr (not a log event: shown at every
+    /// verbosity): plain text, or with `--log-format json` an object like
+    /// the logs' (`timestamp`, `level`, `message`, then `fields`).
+    pub fn notice(&self, message: &str, fields: &[(&str, String)]) {
+        if !self.json_logs {
+            eprintln!("{message}");
+            return;
+        }
+        eprintln!("{}", json_log_line("INFO", message, fields));
+    }
+
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions::from_process(self.config_file.clone())
     }
@@ -150,4 +164,17 @@ impl MessagingCmd {
             MessagingCmd::Status(a) => status::run(ctx, a),
         }
     }
+}
+
+/// One log line as `--log-format json` writes them.
+pub fn json_log_line(level: &str, message: &str, fields: &[(&str, String)]) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": level,
+        "message": message,
+    });
+    for (k, val) in fields {
+        v[*k] = serde_json::Value::String(val.clone());
+    }
+    v
 }
