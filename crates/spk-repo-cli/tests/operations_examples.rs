@@ -47,8 +47,14 @@ fn assert_accepted(what: &str, args: &[String]) {
         "{what}: `spk {}` is not accepted: {err}",
         args.join(" ")
     );
+    // With --log-format json the error is a JSON log object.
+    let message = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| err.clone());
     assert!(
-        err.contains("no indexer named \"main\""),
+        message.contains("no indexer named \"main\""),
         "{what}: got past argument parsing to the config: {err}"
     );
 }
