@@ -361,7 +361,7 @@ pub fn run(
                 Action::Heartbeat => heartbeat(machine.lock_holder()),
                 Action::Commit(offsets) => commit(&consumer, &setup.package_topic, &offsets),
                 Action::Run(scope) => {
-                    tracing::info!("indexing {scope:?}");
+                    tracing::info!("indexing: {scope}");
                     obs.run_started();
                     let began = Instant::now();
                     let result = match &out {

@@ -484,11 +484,16 @@ type Updated<'a> = (
 /// kept package that SPK could not use (damaged, or wrong in a way SPK
 /// would panic on) is re-read from the repository instead, with a warning,
 /// rather than carried forward or failing the update.
+///
+/// Targets are read and encoded [`CHUNK_PACKAGES`] at a time, as in a full
+/// generation, so an update of thousands of packages (an Indexer working
+/// off a backlog) holds one chunk's models, not all of them.
 fn update<'a>(
     req: &IndexRequest,
     repo: &SpfsRepo,
     old: &'a IndexFile,
 ) -> Result<Updated<'a>, IndexError> {
+    use rayon::prelude::*;
     let mut targets = targets(&req.updates);
     let updated: Vec<String> = req
         .updates
@@ -499,33 +504,30 @@ fn update<'a>(
         })
         .collect();
     // Old packages: copied byte for byte (a file we wrote), or decoded to
-    // be encoded again (a file SPK wrote); the versions of version targets
-    // that are kept.
+    // be encoded again (a file SPK wrote). Packages with version targets
+    // are decoded later, chunk by chunk, to keep their other versions.
     let mut parts: Vec<(String, PackagePart)> = Vec::new();
-    let mut kept_versions: BTreeMap<String, PackageIndex> = BTreeMap::new();
+    let mut with_versions: BTreeMap<String, usize> = BTreeMap::new();
     let mut kept = 0;
     let mut reread = Vec::new();
     for (i, name) in old.package_names().into_iter().enumerate() {
-        let part = match targets.get(name) {
+        match targets.get(name) {
             Some(Want::All) => continue,
-            Some(Want::Versions(_)) => None,
-            None => old.raw_package(i).map(PackagePart::Raw),
-        };
-        if let Some(part) = part {
-            kept += 1;
-            parts.push((name.to_string(), part));
-            continue;
+            Some(Want::Versions(_)) => {
+                with_versions.insert(name.to_string(), i);
+                continue;
+            }
+            None => {}
         }
-        match old.package_at(i) {
-            Some(Ok(p)) => match targets.get(name) {
-                Some(Want::Versions(_)) => {
-                    kept_versions.insert(name.to_string(), p);
-                }
-                _ => {
-                    kept += 1;
-                    parts.push((name.to_string(), PackagePart::Fresh(p)));
-                }
-            },
+        let part = match old.raw_package(i) {
+            Some(raw) => Some(Ok(PackagePart::Raw(raw))),
+            None => old.package_at(i).map(|r| r.map(PackagePart::Fresh)),
+        };
+        match part {
+            Some(Ok(part)) => {
+                kept += 1;
+                parts.push((name.to_string(), part));
+            }
             Some(Err(e)) => {
                 tracing::warn!("{e}; re-reading package {name} from the repository instead");
                 reread.push(name.to_string());
@@ -536,37 +538,79 @@ fn update<'a>(
     for name in reread {
         targets.insert(name, Want::All);
     }
-    // Which targets exist in the repository now.
+    // The old package of a version target: its other versions are kept.
+    let old_versions =
+        |name: &str, vs: &[crate::indexed::Version]| -> Option<Result<Vec<_>, String>> {
+            let i = *with_versions.get(name)?;
+            Some(match old.package_at(i)? {
+                Ok(mut p) => {
+                    p.versions
+                        .retain(|v| !vs.iter().any(|w| v0::version_eq(w, &v.version)));
+                    Ok(p.versions)
+                }
+                Err(e) => Err(e.to_string()),
+            })
+        };
     let in_repo: BTreeSet<String> = repo.package_names()?.into_iter().collect();
     let wanted: Vec<(String, Want)> = targets
         .iter()
-        .filter(|(n, _)| in_repo.contains(*n))
         .map(|(n, w)| (n.clone(), w.clone()))
         .collect();
-    let walked = walk::walk(repo, &wanted, req.read_hook.as_ref(), req.progress.as_ref());
-    let mut fresh: BTreeMap<String, PackageIndex> = walked
-        .packages
-        .into_iter()
-        .map(|p| (p.name.clone(), p))
-        .collect();
-    // Version targets: the old package's other versions are kept.
-    for (name, want) in &targets {
-        let Want::Versions(vs) = want else { continue };
-        let Some(mut oldp) = kept_versions.remove(name) else {
-            continue;
-        };
-        oldp.versions
-            .retain(|v| !vs.iter().any(|w| v0::version_eq(w, &v.version)));
-        let entry = fresh.entry(name.clone()).or_insert_with(|| PackageIndex {
-            name: name.clone(),
-            versions: Vec::new(),
-        });
-        entry.versions.append(&mut oldp.versions);
-        walk::sort_versions(&mut entry.versions);
+    let mut vars = Vec::new();
+    let mut problems = Vec::new();
+    let total = wanted.len() as u64;
+    if let Some(p) = &req.progress {
+        p(0, total);
     }
-    for (name, p) in fresh {
-        if !p.versions.is_empty() {
-            parts.push((name, PackagePart::Fresh(p)));
+    for (i, chunk) in wanted.chunks(CHUNK_PACKAGES).enumerate() {
+        // Versions kept from the old index, decoded now; a damaged old
+        // package is read whole instead.
+        let mut keep: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        let mut read: Vec<(String, Want)> = Vec::new();
+        for (name, want) in chunk {
+            let mut want = want.clone();
+            if let Want::Versions(vs) = &want {
+                match old_versions(name, vs) {
+                    Some(Ok(others)) => {
+                        keep.insert(name.clone(), others);
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(
+                            "{e}; re-reading package {name} from the repository instead"
+                        );
+                        want = Want::All;
+                    }
+                    None => {}
+                }
+            }
+            if in_repo.contains(name) {
+                read.push((name.clone(), want));
+            }
+        }
+        let walked = walk::walk(repo, &read, req.read_hook.as_ref(), None);
+        let mut fresh: BTreeMap<String, PackageIndex> = walked
+            .packages
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        for (name, mut others) in keep {
+            let entry = fresh.entry(name.clone()).or_insert_with(|| PackageIndex {
+                name: name.clone(),
+                versions: Vec::new(),
+            });
+            entry.versions.append(&mut others);
+            walk::sort_versions(&mut entry.versions);
+        }
+        let encoded: Vec<(String, PackagePart)> = fresh
+            .into_par_iter()
+            .filter(|(_, p)| !p.versions.is_empty())
+            .map(|(name, p)| (name, PackagePart::Encoded(fb::encode_package(&p))))
+            .collect();
+        parts.extend(encoded);
+        vars.extend(walked.vars);
+        problems.extend(walked.problems);
+        if let Some(p) = &req.progress {
+            p(((i + 1) * CHUNK_PACKAGES).min(wanted.len()) as u64, total);
         }
     }
     parts.sort_by(|a, b| a.0.cmp(&b.0));
@@ -575,9 +619,9 @@ fn update<'a>(
     // them. A full generation recomputes them.
     let names: BTreeSet<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
     let mut gv = old.global_vars();
-    walk::add_global_vars(&mut gv, walked.vars, &names);
+    walk::add_global_vars(&mut gv, vars, &names);
     let parts = parts.into_iter().map(|(_, p)| p).collect();
-    Ok((parts, gv, walked.problems, updated, kept))
+    Ok((parts, gv, problems, updated, kept))
 }
 
 /// Writes a temp file, reads it back and checks it, renames it over the
