@@ -14,10 +14,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use spk_messaging_core::config::KafkaChannelConfig;
 use spk_messaging_core::health::{self, EventSeen, Health, HealthRules, StatusSeen};
+use spk_messaging_core::security::ConnectFailure;
 use spk_messaging_core::watch::{decode, Decoded, TopicKind};
 use spk_messaging_core::RepoTarget;
 
-use crate::client::{consumer, ChannelContext, ClientError};
+use crate::client::{consumer, metadata_or_failure, ChannelContext, ClientError};
 
 /// Reading failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,8 @@ pub enum ObserveError {
         brokers: String,
         timeout_ms: u64,
         reason: String,
+        /// The TLS or SASL problem behind it, when that is what failed.
+        failure: Option<Box<ConnectFailure>>,
     },
 }
 
@@ -151,15 +154,30 @@ impl Reader<'_> {
             brokers: self.ch.brokers.join(","),
             timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
             reason,
+            failure: None,
         }
     }
 
     /// Partitions of `topic` and their (low, high) watermarks.
     fn partitions(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, ObserveError> {
-        let md = self
-            .consumer
-            .fetch_metadata(Some(topic), self.timeout)
-            .map_err(|e| self.unreachable(topic, e.to_string()))?;
+        let errors = self.consumer.context().errors.clone();
+        let md = metadata_or_failure(
+            self.consumer.client(),
+            self.ch,
+            &errors,
+            Some(topic),
+            self.timeout,
+            &|| {
+                let _ = self.consumer.poll(Duration::ZERO);
+            },
+        )
+        .map_err(|no| ObserveError::Unreachable {
+            topic: topic.to_string(),
+            brokers: self.ch.brokers.join(","),
+            timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            reason: no.text(),
+            failure: no.failure.map(Box::new),
+        })?;
         let ids: Vec<i32> = md
             .topics()
             .iter()

@@ -38,6 +38,19 @@ pub fn for_connect_failure(f: Option<&spk_messaging_core::security::ConnectFailu
     }
 }
 
+/// An error reading the topics (`tail`, `status`) as an exit: 7 or 8 for a
+/// TLS or SASL failure, else 1.
+pub fn for_observe_error(e: spk_messaging_kafka::observe::ObserveError) -> Exit {
+    use spk_messaging_kafka::observe::ObserveError;
+    let code = match &e {
+        ObserveError::Unreachable {
+            failure: Some(f), ..
+        } => for_connect_failure(Some(f)),
+        _ => FAILURE,
+    };
+    Exit::with(code, e.into())
+}
+
 /// An error that carries its own exit code.
 #[derive(Debug)]
 pub struct Exit {

@@ -170,6 +170,26 @@ quiet_period_ms = 300
             "send-event --wait with the Indexer over the secured channel; indexer log:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
+        // The readers of issue 11, over the same security.
+        let out = self.run_env(
+            &[
+                "messaging",
+                "tail",
+                "--from-beginning",
+                "--count",
+                "1",
+                "--format",
+                "json",
+            ],
+            env,
+        );
+        assert_eq!(out.status.code(), Some(0), "tail over the secured channel");
+        let out = self.run_env(&["messaging", "status", "--repo", "origin"], env);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "status over the secured channel"
+        );
         let ls = self.run_env(&["repo", "ls", "--repo", "origin", "secured"], env);
         assert!(String::from_utf8_lossy(&ls.stdout).contains("1.0.0"));
     }
@@ -301,6 +321,14 @@ fn tls_every_command_and_every_failure() {
         fails_fast(&s, &["repo", "indexer", "--name", "main"], &[], 7, phrase);
         fails_fast(
             &s,
+            &["messaging", "status", "--repo", "origin"],
+            &[],
+            7,
+            phrase,
+        );
+        fails_fast(&s, &["messaging", "tail"], &[], 7, phrase);
+        fails_fast(
+            &s,
             &[
                 "messaging",
                 "wait-index",
@@ -416,13 +444,7 @@ fn sasl_scram_over_tls_and_its_failures() {
             r#""security.protocol" = "SASL_SSL", "ssl.ca.location" = "{ca}", "sasl.mechanism" = "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt" = "true", "sasl.oauthbearer.config" = "principal=alice""#
         ),
     );
-    fails_fast(
-        &s,
-        &send,
-        &good,
-        8,
-        "SASL authentication failed",
-    );
+    fails_fast(&s, &send, &good, 8, "SASL authentication failed");
 
     // A password written in the file is a warning, and is never printed.
     s.configure(

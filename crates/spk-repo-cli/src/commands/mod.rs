@@ -178,3 +178,25 @@ pub fn json_log_line(level: &str, message: &str, fields: &[(&str, String)]) -> s
     }
     v
 }
+
+/// The channel carrying `repo`'s index status, by the one routing rule
+/// (`core::route::route_index_status`): where `repo index` and the Indexer
+/// send it is where `wait-index`, `send-event --wait` and `status` listen.
+/// `what` completes "has no index status ..." ("to wait on", "to read").
+pub(crate) fn status_channel<'c>(
+    cfg: &'c spk_messaging_core::config::Config,
+    repo: &spk_messaging_core::config::ResolvedRepo,
+    what: &str,
+) -> Result<&'c spk_messaging_core::config::KafkaChannelConfig, crate::exit::Exit> {
+    use spk_messaging_core::route::{route_index_status, IndexRoute};
+    match route_index_status(cfg, repo) {
+        IndexRoute::Send { channel, .. } => cfg
+            .channel(&channel)
+            .ok_or_else(|| anyhow::anyhow!("channel {channel:?} vanished from the config").into()),
+        IndexRoute::Skip { reason, .. } => Err(anyhow::anyhow!(
+            "repository {:?} has no index status {what}: {reason}",
+            repo.name
+        )
+        .into()),
+    }
+}

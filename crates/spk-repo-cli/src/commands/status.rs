@@ -2,11 +2,10 @@
 //! last run do, is one running, and how far behind is it.
 //!
 //! Exit 0 healthy; 5 (`INDEXER_DOWN`) no status message about R in the
-//! recent past; 7 (`LAGGING`) more than `--max-lag` package events wait, the
+//! recent past; 10 (`LAGGING`) more than `--max-lag` package events wait, the
 //! oldest for longer than `--max-lag-age`; 1 when the topics cannot be read.
 //! The verdict is `spk_messaging_core::health::assess`.
 
-use anyhow::anyhow;
 use spk_messaging_core::health::{HealthRules, RunInfo, Verdict};
 use spk_messaging_core::watch::parse_duration_ms;
 use spk_messaging_core::RepoTarget;
@@ -42,13 +41,7 @@ fn parse_duration(s: &str) -> Result<i64, String> {
 
 pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
     let (cfg, repo) = ctx.repo(&args.repo)?;
-    let ch_name = &repo.config.index.update_message_channel;
-    let ch = cfg.channel(ch_name).ok_or_else(|| {
-        anyhow!(
-            "repository {:?}'s index.update_message_channel {ch_name:?} names no channel; there is no index status to read",
-            repo.name
-        )
-    })?;
+    let ch = super::status_channel(&cfg, &repo, "to read")?;
     let req = StatusRequest {
         target: RepoTarget::new(repo.name.clone(), Some(repo.address.clone())),
         rules: HealthRules {
@@ -59,7 +52,7 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
         },
         lookback_ms: args.lookback,
     };
-    let report = status(ch, &req).map_err(|e| Exit::with(exit::FAILURE, e.into()))?;
+    let report = status(ch, &req).map_err(exit::for_observe_error)?;
     match args.format {
         Format::Json => print_json(&serde_json::to_value(&report).unwrap_or_default()),
         Format::Text => print_text(&report),

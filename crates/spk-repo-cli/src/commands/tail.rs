@@ -233,7 +233,7 @@ pub fn run(ctx: &super::Context, args: Args) -> CmdResult {
         },
     );
     let _ = out.borrow_mut().flush();
-    result.map_err(anyhow::Error::from)?;
+    result.map_err(crate::exit::for_observe_error)?;
     if !write_failed {
         eprintln!(
             "tail: {shown} message(s) shown ({malformed} malformed), {read} read, in {:.1} s",

@@ -10,9 +10,7 @@
 
 use std::time::Duration;
 
-use anyhow::anyhow;
 use spk_messaging_core::config::{Config, ResolvedRepo};
-use spk_messaging_core::route::{route_index_status, IndexRoute};
 use spk_messaging_kafka::wait::{wait_for_index, WaitError, WaitOutcome, WaitReport, WaitRequest};
 
 use crate::exit::{self, CmdResult, Exit};
@@ -82,19 +80,7 @@ pub fn wait(
     bounds: Bounds,
     format: Format,
 ) -> CmdResult {
-    // Listen where the repository's index status goes: the one routing rule.
-    let ch = match route_index_status(cfg, repo) {
-        IndexRoute::Send { channel, .. } => cfg
-            .channel(&channel)
-            .ok_or_else(|| anyhow!("channel {channel:?} vanished from the config"))?,
-        IndexRoute::Skip { reason, .. } => {
-            return Err(anyhow!(
-                "repository {:?} has no index status to wait on: {reason}",
-                repo.name
-            )
-            .into())
-        }
-    };
+    let ch = super::status_channel(cfg, repo, "to wait on")?;
     let (since, since_ms) = match since {
         Since::Seconds(s) => (s, None),
         Since::Moment(ms) => (ms.div_euclid(1000), Some(ms)),
