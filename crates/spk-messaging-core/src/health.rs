@@ -30,6 +30,9 @@ pub struct StatusSeen {
     /// The Kafka timestamp (ms since the epoch); `start` seconds when the
     /// broker gave none.
     pub at_ms: i64,
+    /// Who held the index lock, when this is a heartbeat the Indexer sent
+    /// while waiting for it (our `spk-lock-holder` header).
+    pub lock_holder: Option<String>,
 }
 
 /// A package event about the repository, and when it arrived.
@@ -114,6 +117,9 @@ pub struct Health {
     pub verdict: Verdict,
     pub newest: Option<Newest>,
     pub last_heartbeat_age_ms: Option<i64>,
+    /// The Indexer's newest status is a heartbeat saying it waits for the
+    /// index lock, held by this holder.
+    pub waiting_for_lock: Option<String>,
     pub last_completed: Option<RunInfo>,
     pub in_progress: Option<RunInfo>,
     pub lag: Lag,
@@ -187,6 +193,10 @@ pub fn assess(
         .filter(|s| s.msg.event == IndexEvent::Heartbeat)
         .map(|s| now_ms - s.at_ms)
         .min();
+    let waiting_for_lock = statuses
+        .iter()
+        .max_by_key(|s| s.at_ms)
+        .and_then(|s| s.lock_holder.clone());
     let all = runs(statuses);
     let completed: Vec<&RunInfo> = all.iter().filter(|r| r.completed_at_ms.is_some()).collect();
     let last_completed = completed.last().map(|r| {
@@ -256,6 +266,7 @@ pub fn assess(
         verdict,
         newest,
         last_heartbeat_age_ms,
+        waiting_for_lock,
         last_completed,
         in_progress,
         lag,
@@ -285,6 +296,7 @@ mod tests {
                 start: start_s,
             },
             at_ms,
+            lock_holder: None,
         }
     }
     fn ev(event: PackageEvent, at_ms: i64) -> EventSeen {
@@ -406,5 +418,17 @@ mod tests {
         // An abandoned run (no message for longer than the recent past) is not.
         let h = assess(&s, &[], NOW - 3_600_000, NOW + 200_000, RULES);
         assert!(h.in_progress.is_none());
+    }
+
+    #[test]
+    fn a_heartbeat_naming_the_lock_holder_is_reported_while_newest() {
+        let mut hb = st(IndexEvent::Heartbeat, 100, 100_000);
+        hb.lock_holder = Some("host: ci-7\npid: 42".into());
+        let h = assess(&[hb.clone()], &[], 0, 101_000, RULES);
+        assert_eq!(h.waiting_for_lock.as_deref(), Some("host: ci-7\npid: 42"));
+        // A later run message means the lock was had.
+        let later = st(IndexEvent::Started, 101, 101_500);
+        let h = assess(&[hb, later], &[], 0, 102_000, RULES);
+        assert_eq!(h.waiting_for_lock, None);
     }
 }

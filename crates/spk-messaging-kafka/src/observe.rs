@@ -437,7 +437,12 @@ pub fn status(ch: &KafkaChannelConfig, req: &StatusRequest) -> Result<StatusRepo
         if let Decoded::Index(m) = rec.decoded {
             if req.target.matches(&m.name, &m.repo) {
                 let at_ms = rec.timestamp_ms.unwrap_or(m.start.saturating_mul(1000));
-                statuses.push(StatusSeen { msg: m, at_ms });
+                let lock_holder = rec.header(crate::headers::LOCK_HOLDER).map(str::to_string);
+                statuses.push(StatusSeen {
+                    msg: m,
+                    at_ms,
+                    lock_holder,
+                });
             }
         }
     })?;

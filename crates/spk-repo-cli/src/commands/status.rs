@@ -119,6 +119,12 @@ fn print_text(r: &StatusReport) {
     if let Some(a) = h.last_heartbeat_age_ms {
         println!("  last heartbeat: {} ago", secs(a));
     }
+    if let Some(holder) = &h.waiting_for_lock {
+        println!(
+            "  waiting for the index lock, held by {}",
+            holder.replace('\n', ", ")
+        );
+    }
     match &h.last_completed {
         Some(c) => println!("  last completed run: {}", run_text(c)),
         None => println!("  last completed run: none found"),
