@@ -434,6 +434,7 @@ pub fn status(ch: &KafkaChannelConfig, req: &StatusRequest) -> Result<StatusRepo
     let mut status_read = 0u64;
     r.read_to_end(&status_topic, TopicKind::Index, &parts, &starts, |rec| {
         status_read += 1;
+        let lock_holder = rec.header(crate::headers::LOCK_HOLDER).map(str::to_string);
         if let Decoded::Index(m) = rec.decoded {
             if req.target.matches(&m.name, &m.repo) {
                 let at_ms = rec.timestamp_ms.unwrap_or(m.start.saturating_mul(1000));
