@@ -438,7 +438,6 @@ pub fn status(ch: &KafkaChannelConfig, req: &StatusRequest) -> Result<StatusRepo
         if let Decoded::Index(m) = rec.decoded {
             if req.target.matches(&m.name, &m.repo) {
                 let at_ms = rec.timestamp_ms.unwrap_or(m.start.saturating_mul(1000));
-                let lock_holder = rec.header(crate::headers::LOCK_HOLDER).map(str::to_string);
                 statuses.push(StatusSeen {
                     msg: m,
                     at_ms,
