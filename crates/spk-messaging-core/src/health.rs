@@ -33,6 +33,9 @@ pub struct StatusSeen {
     /// Who held the index lock, when this is a heartbeat the Indexer sent
     /// while waiting for it (our `spk-lock-holder` header).
     pub lock_holder: Option<String>,
+    /// On "index completed" from our tools: what the run was (our
+    /// `spk-index-run` header); SPK's own messages do not say.
+    pub run_kind: Option<RunKind>,
 }
 
 /// A package event about the repository, and when it arrived.
@@ -146,7 +149,10 @@ fn runs(statuses: &[StatusSeen]) -> Vec<RunInfo> {
         match s.msg.event {
             IndexEvent::Started => r.started_at_ms = s.at_ms,
             IndexEvent::Completed => {
-                r.completed_at_ms = Some(r.completed_at_ms.map_or(s.at_ms, |c| c.min(s.at_ms)))
+                r.completed_at_ms = Some(r.completed_at_ms.map_or(s.at_ms, |c| c.min(s.at_ms)));
+                if let Some(k) = s.run_kind {
+                    r.kind = k;
+                }
             }
             _ => {}
         }
@@ -201,6 +207,10 @@ pub fn assess(
     let completed: Vec<&RunInfo> = all.iter().filter(|r| r.completed_at_ms.is_some()).collect();
     let last_completed = completed.last().map(|r| {
         let mut r = (*r).clone();
+        if r.kind != RunKind::Unknown {
+            // The run said what it was.
+            return r;
+        }
         let prev_from = completed
             .len()
             .checked_sub(2)
@@ -297,6 +307,7 @@ mod tests {
             },
             at_ms,
             lock_holder: None,
+            run_kind: None,
         }
     }
     fn ev(event: PackageEvent, at_ms: i64) -> EventSeen {
@@ -430,5 +441,29 @@ mod tests {
         let later = st(IndexEvent::Started, 101, 101_500);
         let h = assess(&[hb, later], &[], 0, 102_000, RULES);
         assert_eq!(h.waiting_for_lock, None);
+    }
+
+    #[test]
+    fn a_completed_run_that_says_its_kind_is_taken_at_its_word() {
+        let mut done = st(IndexEvent::Completed, 100, 101_000);
+        done.run_kind = Some(RunKind::Update);
+        let h = assess(
+            &[st(IndexEvent::Started, 100, 100_000), done.clone()],
+            &[],
+            0,
+            102_000,
+            RULES,
+        );
+        assert_eq!(h.last_completed.map(|r| r.kind), Some(RunKind::Update));
+        // Without the header (SPK's run), and no events read: not known.
+        done.run_kind = None;
+        let h = assess(
+            &[st(IndexEvent::Started, 100, 100_000), done],
+            &[],
+            50_000,
+            102_000,
+            RULES,
+        );
+        assert_eq!(h.last_completed.map(|r| r.kind), Some(RunKind::Unknown));
     }
 }

@@ -47,6 +47,15 @@ pub trait IndexStatusReporter: Send + Sync {
     /// Sends one message and waits until it is delivered or has failed.
     fn report(&self, msg: &IndexStatusMessage) -> Result<(), ReportError>;
 
+    /// Sends "index completed" of a run that was a full generation
+    /// (`full`) or an update. SPK's message has no field for it; a reporter
+    /// that can carry it alongside (ours: a Kafka header) does, so that
+    /// `spk messaging status` can say which the last run was.
+    fn report_completed(&self, msg: &IndexStatusMessage, full: bool) -> Result<(), ReportError> {
+        let _ = full;
+        self.report(msg)
+    }
+
     /// A short description of where messages go, for logs and summaries.
     fn describe(&self) -> String;
 

@@ -30,6 +30,10 @@ pub const TOOL_VERSION: &str = "spk-tool-version";
 /// heartbeats carry it.
 pub const LOCK_HOLDER: &str = "spk-lock-holder";
 
+/// On "index completed" sent by our tools: `full` or `update`, what the
+/// run was (SPK's message has no field for it). Not in [`ALL`].
+pub const RUN_KIND: &str = "spk-index-run";
+
 /// Every header name, in the order they are sent.
 pub const ALL: &[&str] = &[
     MESSAGE_ID,

@@ -476,6 +476,11 @@ impl IndexStatusReporter for Tracked<'_> {
             .report(msg)
             .inspect_err(|_| self.failed.store(true, Ordering::SeqCst))
     }
+    fn report_completed(&self, msg: &IndexStatusMessage, full: bool) -> Result<(), ReportError> {
+        self.inner
+            .report_completed(msg, full)
+            .inspect_err(|_| self.failed.store(true, Ordering::SeqCst))
+    }
     fn describe(&self) -> String {
         self.inner.describe()
     }

@@ -435,6 +435,11 @@ pub fn status(ch: &KafkaChannelConfig, req: &StatusRequest) -> Result<StatusRepo
     r.read_to_end(&status_topic, TopicKind::Index, &parts, &starts, |rec| {
         status_read += 1;
         let lock_holder = rec.header(crate::headers::LOCK_HOLDER).map(str::to_string);
+        let run_kind = match rec.header(crate::headers::RUN_KIND) {
+            Some("full") => Some(health::RunKind::Full),
+            Some("update") => Some(health::RunKind::Update),
+            _ => None,
+        };
         if let Decoded::Index(m) = rec.decoded {
             if req.target.matches(&m.name, &m.repo) {
                 let at_ms = rec.timestamp_ms.unwrap_or(m.start.saturating_mul(1000));
@@ -442,6 +447,7 @@ pub fn status(ch: &KafkaChannelConfig, req: &StatusRequest) -> Result<StatusRepo
                     msg: m,
                     at_ms,
                     lock_holder,
+                    run_kind,
                 });
             }
         }

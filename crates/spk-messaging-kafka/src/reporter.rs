@@ -103,6 +103,16 @@ impl IndexStatusReporter for KafkaStatusReporter {
         })
     }
 
+    fn report_completed(&self, msg: &IndexStatusMessage, full: bool) -> Result<(), ReportError> {
+        let kind = if full { "full" } else { "update" };
+        let headers =
+            MessageHeaders::new(MessageKind::IndexStatus).with(crate::headers::RUN_KIND, kind);
+        self.send_with(msg, headers).map(|_| ()).map_err(|e| {
+            let connect = e.failure.as_deref().cloned();
+            ReportError::new(msg, e).with_connect(connect)
+        })
+    }
+
     fn describe(&self) -> String {
         format!(
             "kafka channel {:?} topic {:?} (brokers {})",

@@ -220,13 +220,22 @@ struct Status<'a> {
 
 impl Status<'_> {
     fn send(&self, event: IndexEvent) {
+        self.send_as(event, None)
+    }
+
+    /// `full` says, for "completed", whether the run was a full generation.
+    fn send_as(&self, event: IndexEvent, full: Option<bool>) {
         let msg = IndexStatusMessage {
             event,
             repo: self.repo.clone(),
             name: self.name.clone(),
             start: self.start,
         };
-        if let Err(e) = self.reporter.report(&msg) {
+        let sent = match full {
+            Some(full) => self.reporter.report_completed(&msg, full),
+            None => self.reporter.report(&msg),
+        };
+        if let Err(e) = sent {
             tracing::warn!("status: {e}");
             if let Ok(mut f) = self.failures.lock() {
                 f.push(e);
@@ -289,7 +298,8 @@ pub fn run_index(
         r
     });
     let mut summary = result?;
-    status.send(IndexEvent::Completed);
+    let full = !matches!(summary.mode, IndexMode::Update);
+    status.send_as(IndexEvent::Completed, Some(full));
     summary.lock_taken_over = held.took_over.clone();
     drop(held);
     summary.start = status.start;
