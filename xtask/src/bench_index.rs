@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::bench_util::median;
 use crate::genrepo;
 use crate::util;
 
@@ -60,19 +61,6 @@ fn parse(args: &[String]) -> Result<Opts> {
         }
     }
     Ok(o)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// One whole-process run: wall seconds and, with GNU time, peak RSS in KiB.

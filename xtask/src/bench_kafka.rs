@@ -19,73 +19,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::bench_util::{create_topics, median, proc_kb, spk_ok};
 use anyhow::{bail, Context, Result};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 
 use crate::{bench_index, genrepo, tansu, util};
 
 const QUIET_MS: u64 = 500;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
-        .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for r in futures::executor::block_on(admin.create_topics(&new, &opts))? {
-        if let Err((t, e)) = r {
-            bail!("cannot create topic {t}: {e}");
-        }
-    }
-    Ok(())
-}
-
-fn spk_ok(spk: &Path, config: &Path, args: &[&str]) -> Result<f64> {
-    let t = Instant::now();
-    let out = Command::new(spk)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdout(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run spk {}", args.join(" ")))?;
-    let s = t.elapsed().as_secs_f64();
-    if !out.status.success() {
-        bail!(
-            "spk {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(s)
-}
-
-fn rss_kb(pid: u32, field: &str) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
 
 pub fn run(args: &[String]) -> Result<()> {
     let runs: usize = match args {
@@ -238,13 +177,13 @@ heartbeat_freq_ms = 30000
     }
     let backlog_s = backlog.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
-    let idle_rss = rss_kb(pid, "VmRSS:");
+    let idle_rss = proc_kb(pid, "VmRSS:");
     let send_and_wait = [&send_one[..], &["--wait"]].concat();
     let loop_times = (0..runs)
         .map(|_| spk_ok(&spk, &config, &send_and_wait))
         .collect::<Result<Vec<f64>>>()?;
-    let peak_rss = rss_kb(pid, "VmHWM:");
-    let idle_after = rss_kb(pid, "VmRSS:");
+    let peak_rss = proc_kb(pid, "VmHWM:");
+    let idle_after = proc_kb(pid, "VmRSS:");
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();

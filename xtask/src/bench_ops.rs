@@ -13,73 +13,14 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::bench_util::{create_topics, median, proc_kb, spk_ok};
 use anyhow::{bail, Context, Result};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 
 use crate::{tansu, util};
 
 const EVENTS: usize = 50_000;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
-        .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for r in futures::executor::block_on(admin.create_topics(&new, &opts))? {
-        if let Err((t, e)) = r {
-            bail!("cannot create topic {t}: {e}");
-        }
-    }
-    Ok(())
-}
-
-/// Runs `spk --config CONFIG ARGS` with stdout to /dev/null; seconds.
-fn timed(spk: &Path, config: &Path, args: &[&str]) -> Result<f64> {
-    let t = Instant::now();
-    let out = Command::new(spk)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("cannot run spk {}", args.join(" ")))?;
-    let s = t.elapsed().as_secs_f64();
-    if !out.status.success() {
-        bail!(
-            "spk {} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(s)
-}
-
-fn rss_kb(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
 
 fn scrape(addr: &str) -> Result<String> {
     let mut c = std::net::TcpStream::connect(addr)?;
@@ -123,7 +64,7 @@ fn indexer_idle_rss(spk: &Path, config: &Path, work: &Path, metrics: bool) -> Re
             }
         }
         std::thread::sleep(Duration::from_secs(2));
-        rss_kb(pid).context("cannot read the indexer's RSS")
+        proc_kb(pid, "VmRSS:").context("cannot read the indexer's RSS")
     })();
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -198,7 +139,7 @@ heartbeat_freq_ms = 30000
     }
     std::fs::write(&file, lines)?;
     let file_s = file.to_string_lossy().to_string();
-    timed(
+    spk_ok(
         &spk,
         &config,
         &[
@@ -223,15 +164,15 @@ heartbeat_freq_ms = 30000
             "--format",
             format,
         ];
-        timed(&spk, &config, &args)?; // warm-up
-        (0..runs).map(|_| timed(&spk, &config, &args)).collect()
+        spk_ok(&spk, &config, &args)?; // warm-up
+        (0..runs).map(|_| spk_ok(&spk, &config, &args)).collect()
     };
     let json = tail("json")?;
     let text = tail("text")?;
 
     // 2. The Indexer idle, with and without metrics, after it has read
     //    (and skipped) the 50,000 events above; the index exists.
-    timed(&spk, &config, &["repo", "index", "--repo", "origin"])?;
+    spk_ok(&spk, &config, &["repo", "index", "--repo", "origin"])?;
     let mut with = Vec::new();
     let mut without = Vec::new();
     for _ in 0..runs.clamp(1, 3) {

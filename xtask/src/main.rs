@@ -12,6 +12,7 @@ use anyhow::{bail, Result};
 mod bench_index;
 mod bench_kafka;
 mod bench_ops;
+mod bench_util;
 mod codegen;
 mod demo;
 mod example_repo;
