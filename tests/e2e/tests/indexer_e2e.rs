@@ -397,46 +397,11 @@ fn broker_stopped_and_restarted_under_a_running_indexer() {
         std::env::var("SPK_E2E_WORKDIR").unwrap_or_else(|_| "/tmp".into()),
     )
     .join(unique("restart"));
-    std::fs::create_dir_all(&work).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let start_broker = || {
-        let log = std::fs::File::create(work.join(format!("tansu-{}.log", unique("b")))).unwrap();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = std::process::Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
-            .current_dir(&work)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "tansu did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child
-    };
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    let port = spk_e2e::secure::free_port();
+    let start_broker =
+        || spk_e2e::secure::OwnTansu::start(&work, "sqlite://tansu.db", port, port, false);
     let bootstrap = format!("127.0.0.1:{port}");
-    let mut broker = Kill(start_broker());
+    let mut broker = start_broker();
     let fx = fixture_on(&bootstrap, 5, true);
     let mut idx = IndexerProc::start(&fx.site, "main", &[]);
     fx.wait_heartbeat(&idx);
@@ -453,7 +418,7 @@ fn broker_stopped_and_restarted_under_a_running_indexer() {
         "the indexer exited while the broker was down:\n{}",
         idx.log_text()
     );
-    broker = Kill(start_broker());
+    broker = start_broker();
     let since = now();
     write_spec(&fx.repo, "pkg-01", "8.0.0", BUILD);
     fx.send_file(&fx.event_line("package published", &format!("pkg-01/8.0.0/{BUILD}")));

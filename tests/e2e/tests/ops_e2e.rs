@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use spk_e2e::secure::{free_port, OwnTansu};
 use spk_e2e::*;
 
 const BUILD: &str = "3I42H3S6";
@@ -558,7 +559,7 @@ fn status_reports_down_alive_lagging_and_down_again() {
 struct OwnBroker {
     work: PathBuf,
     port: u16,
-    child: Option<Child>,
+    tansu: Option<OwnTansu>,
 }
 
 impl OwnBroker {
@@ -566,11 +567,10 @@ impl OwnBroker {
         let work =
             PathBuf::from(std::env::var("SPK_E2E_WORKDIR").unwrap_or_else(|_| "/tmp".into()))
                 .join(unique("ops-broker"));
-        std::fs::create_dir_all(&work).unwrap();
         let mut b = OwnBroker {
             work,
             port: free_port(),
-            child: None,
+            tansu: None,
         };
         b.start();
         b
@@ -581,52 +581,20 @@ impl OwnBroker {
     }
 
     fn start(&mut self) {
-        let log =
-            std::fs::File::create(self.work.join(format!("tansu-{}.log", unique("b")))).unwrap();
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
-            .current_dir(&self.work)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(30), "tansu did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.child = Some(child);
+        self.tansu = Some(OwnTansu::start(
+            &self.work,
+            "sqlite://tansu.db",
+            self.port,
+            self.port,
+            false,
+        ));
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(t) = self.tansu.take() {
+            t.stop();
         }
     }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET path` over plain HTTP/1.0: (status, body).
