@@ -177,6 +177,10 @@ impl ErrorLog {
         if f.reason.is_some() {
             let _ = tx.send(());
         } else {
+            // Waits that ended dropped their receivers: forget them, so a
+            // long-lived producer's list stays as short as its pending
+            // sends.
+            f.waiters.retain(|w| !w.is_canceled());
             f.waiters.push(tx);
         }
         rx
@@ -339,5 +343,36 @@ pub(crate) fn metadata_or_failure<C: ClientContext>(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_waits_are_forgotten() {
+        let log = ErrorLog::default();
+        for _ in 0..1000 {
+            drop(log.fatal_signal());
+        }
+        let _live = log.fatal_signal();
+        let waiting = log.fatal.lock().unwrap().waiters.len();
+        assert_eq!(waiting, 1, "one live wait, the ended ones forgotten");
+    }
+
+    #[test]
+    fn a_fatal_reason_wakes_waiters_and_only_fatal_ones_count() {
+        let log = ErrorLog::default();
+        let rx = log.fatal_signal();
+        log.record("1/1 brokers are down".into());
+        assert!(log.fatal().is_none());
+        log.record("SASL authentication error: SASL SCRAM authentication failed: broker responded with invalid-proof".into());
+        assert!(log.fatal().is_some());
+        assert_eq!(futures::executor::block_on(rx), Ok(()));
+        // A later wait is woken at once.
+        assert_eq!(futures::executor::block_on(log.fatal_signal()), Ok(()));
+        log.clear_fatal();
+        assert!(log.fatal().is_none());
     }
 }
