@@ -81,6 +81,21 @@ pub fn client_config(
     Ok(cc)
 }
 
+/// Why librdkafka refused to create a client for `ch`, redacted, with
+/// what to do when the cause is how this `spk` was built.
+pub(crate) fn creation_error(ch: &KafkaChannelConfig, e: &KafkaError) -> ClientError {
+    let mut reason = redact(ch, &e.to_string());
+    if reason.contains("No provider for SASL mechanism GSSAPI") {
+        reason.push_str(
+            " (this spk is built without Kerberos: build it with `--features gssapi`, see docs/kafka.md)",
+        );
+    }
+    ClientError::Create {
+        channel: ch.name.clone(),
+        reason,
+    }
+}
+
 /// `text` with the value of every secret property of `ch` replaced by
 /// `<redacted>`: librdkafka's configuration errors quote values.
 pub(crate) fn redact(ch: &KafkaChannelConfig, text: &str) -> String {
@@ -244,10 +259,7 @@ pub(crate) fn consumer(
 ) -> Result<BaseConsumer<ChannelContext>, ClientError> {
     client_config(ch, defaults)?
         .create_with_context(ChannelContext::new(&ch.name))
-        .map_err(|e| ClientError::Create {
-            channel: ch.name.clone(),
-            reason: redact(ch, &e.to_string()),
-        })
+        .map_err(|e| creation_error(ch, &e))
 }
 
 /// Consumers (the indexer's and the waiter's) share the channel context;
@@ -374,5 +386,24 @@ mod tests {
         assert_eq!(futures::executor::block_on(log.fatal_signal()), Ok(()));
         log.clear_fatal();
         assert!(log.fatal().is_none());
+    }
+
+    /// Without the `gssapi` feature, asking for Kerberos says how to get it.
+    #[cfg(not(feature = "gssapi"))]
+    #[test]
+    fn kerberos_without_the_feature_says_how_to_build_it() {
+        let ch = KafkaChannelConfig {
+            brokers: vec!["127.0.0.1:1".into()],
+            properties: [
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "GSSAPI"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            ..Default::default()
+        };
+        let err = consumer(&ch, &[("group.id", "t".into())]).unwrap_err();
+        assert!(err.to_string().contains("--features gssapi"), "{err}");
     }
 }

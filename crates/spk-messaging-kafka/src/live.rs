@@ -12,7 +12,7 @@ use spk_messaging_core::config::KafkaChannelConfig;
 use spk_messaging_core::security::ConnectFailure;
 use spk_messaging_core::{Diagnostic, Severity};
 
-use crate::client::{client_config, metadata_or_failure, redact, ChannelContext};
+use crate::client::{client_config, metadata_or_failure, ChannelContext};
 
 impl ProducerContext<NoCustomPartitioner> for ChannelContext {
     type DeliveryOpaque = ();
@@ -83,7 +83,7 @@ fn ask(ch: &KafkaChannelConfig, broker: &str, timeout: Duration) -> Result<Answe
     let errors = ctx.errors.clone();
     let producer: BaseProducer<ChannelContext> = cc
         .create_with_context(ctx)
-        .map_err(|e| (redact(&one, &e.to_string()), None))?;
+        .map_err(|e| (crate::client::creation_error(&one, &e).to_string(), None))?;
     // All topics: asking for named ones may auto-create them.
     let md = metadata_or_failure(producer.client(), &one, &errors, None, timeout, &|| {
         producer.poll(Duration::ZERO);

@@ -20,9 +20,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use spk_messaging_core::config::KafkaChannelConfig;
 use spk_messaging_core::security::ConnectFailure;
 
-use crate::client::{
-    bootstrap_servers, client_config, redact, ChannelContext, ClientError, ErrorLog,
-};
+use crate::client::{bootstrap_servers, client_config, ChannelContext, ClientError, ErrorLog};
 use crate::headers::MessageHeaders;
 
 /// Where a message landed.
@@ -228,12 +226,9 @@ impl ChannelProducer {
         let ctx = ChannelContext::new(&ch.name);
         let errors = ctx.errors.clone();
         let diagnosis = Arc::new(Diagnosis::new(ch, errors.clone()));
-        let producer: FutureProducer<ChannelContext> =
-            cc.create_with_context(ctx)
-                .map_err(|e| ClientError::Create {
-                    channel: ch.name.clone(),
-                    reason: redact(ch, &e.to_string()),
-                })?;
+        let producer: FutureProducer<ChannelContext> = cc
+            .create_with_context(ctx)
+            .map_err(|e| crate::client::creation_error(ch, &e))?;
         tracing::debug!(channel = %ch.name, brokers = %bootstrap_servers(ch), "producer created");
         Ok(ChannelProducer {
             channel: ch.name.clone(),
