@@ -167,6 +167,41 @@ impl Diagnosis {
     }
 }
 
+/// The librdkafka configuration of a producer for `ch` in `role`: the
+/// role's defaults (docs/kafka.md, "Producers"), then the channel's
+/// `properties`, which override them.
+pub(crate) fn producer_config(
+    ch: &KafkaChannelConfig,
+    role: ProducerRole,
+) -> Result<rdkafka::ClientConfig, ClientError> {
+    // Without idempotence, one request in flight keeps a retried message
+    // from overtaking the next ("started" before "completed").
+    let (idempotent, linger, in_flight) = match role {
+        ProducerRole::OneShot => ("false", "0", "1"),
+        ProducerRole::LongLived => ("true", LINGER_MS, "5"),
+    };
+    let defaults = [
+        ("message.timeout.ms", ch.message_timeout_ms.to_string()),
+        ("queue.buffering.max.ms", linger.to_string()),
+        ("enable.idempotence", idempotent.to_string()),
+        (
+            "max.in.flight.requests.per.connection",
+            in_flight.to_string(),
+        ),
+        ("acks", "all".to_string()),
+    ];
+    let mut cc = client_config(ch, &defaults)?;
+    // Idempotence requires acks=all; a site that chose weaker acks gets a
+    // plain producer rather than a configuration error.
+    let acks = cc.get("acks").unwrap_or("all").to_ascii_lowercase();
+    let strong = acks == "all" || acks == "-1";
+    if !strong && !ch.properties.contains_key("enable.idempotence") {
+        tracing::info!(channel = %ch.name, acks = %acks, "acks is not all: idempotence turned off");
+        cc.set("enable.idempotence", "false");
+    }
+    Ok(cc)
+}
+
 /// A producer for one channel.
 pub struct ChannelProducer {
     channel: String,
@@ -198,31 +233,7 @@ impl ChannelProducer {
     /// say otherwise, then every property (with `${VAR}` expanded; TLS and
     /// SASL settings go here).
     pub fn with_role(ch: &KafkaChannelConfig, role: ProducerRole) -> Result<Self, ClientError> {
-        // Without idempotence, one request in flight keeps a retried
-        // message from overtaking the next ("started" before "completed").
-        let (idempotent, linger, in_flight) = match role {
-            ProducerRole::OneShot => ("false", "0", "1"),
-            ProducerRole::LongLived => ("true", LINGER_MS, "5"),
-        };
-        let defaults = [
-            ("message.timeout.ms", ch.message_timeout_ms.to_string()),
-            ("queue.buffering.max.ms", linger.to_string()),
-            ("enable.idempotence", idempotent.to_string()),
-            (
-                "max.in.flight.requests.per.connection",
-                in_flight.to_string(),
-            ),
-            ("acks", "all".to_string()),
-        ];
-        let mut cc = client_config(ch, &defaults)?;
-        // Idempotence requires acks=all; a site that chose weaker acks gets a
-        // plain producer rather than a configuration error.
-        let acks = cc.get("acks").unwrap_or("all").to_ascii_lowercase();
-        let strong = acks == "all" || acks == "-1";
-        if !strong && !ch.properties.contains_key("enable.idempotence") {
-            tracing::info!(channel = %ch.name, acks = %acks, "acks is not all: idempotence turned off");
-            cc.set("enable.idempotence", "false");
-        }
+        let cc = producer_config(ch, role)?;
         let ctx = ChannelContext::new(&ch.name);
         let errors = ctx.errors.clone();
         let diagnosis = Arc::new(Diagnosis::new(ch, errors.clone()));
@@ -518,5 +529,51 @@ impl Producers {
             .cloned()
             .collect();
         producers.iter().filter_map(|p| p.close().err()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(props: &[(&str, &str)]) -> KafkaChannelConfig {
+        KafkaChannelConfig {
+            brokers: vec!["127.0.0.1:1".into()],
+            properties: props
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn get(cc: &rdkafka::ClientConfig, key: &str) -> String {
+        cc.get(key).unwrap_or("<unset>").to_string()
+    }
+
+    #[test]
+    fn roles_set_their_defaults() {
+        let one = producer_config(&channel(&[]), ProducerRole::OneShot).unwrap();
+        assert_eq!(get(&one, "enable.idempotence"), "false");
+        assert_eq!(get(&one, "max.in.flight.requests.per.connection"), "1");
+        assert_eq!(get(&one, "queue.buffering.max.ms"), "0");
+        assert_eq!(get(&one, "acks"), "all");
+        let long = producer_config(&channel(&[]), ProducerRole::LongLived).unwrap();
+        assert_eq!(get(&long, "enable.idempotence"), "true");
+        assert_eq!(get(&long, "acks"), "all");
+    }
+
+    #[test]
+    fn properties_override_the_role() {
+        let cc = producer_config(
+            &channel(&[("enable.idempotence", "true"), ("linger.ms", "20")]),
+            ProducerRole::OneShot,
+        )
+        .unwrap();
+        assert_eq!(get(&cc, "enable.idempotence"), "true");
+        assert_eq!(get(&cc, "linger.ms"), "20");
+        // Weaker acks turn idempotence off unless it is set explicitly.
+        let cc = producer_config(&channel(&[("acks", "1")]), ProducerRole::LongLived).unwrap();
+        assert_eq!(get(&cc, "enable.idempotence"), "false");
     }
 }
