@@ -48,6 +48,12 @@ pub fn client_config(
             channel: ch.name.clone(),
         });
     }
+    // OpenSSL (shared by librdkafka and the probe) is initialised here,
+    // before the first client, the way rust-openssl does it: without its
+    // clean-up at exit, which could run under librdkafka's threads (still
+    // inside OpenSSL while a command exits) and crash the process. Commands
+    // that make no client (`repo ls`) do not pay for it.
+    openssl::init();
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", bootstrap_servers(ch));
     cc.set("client.id", format!("spk-{}", ch.name));
@@ -129,27 +135,41 @@ pub(crate) struct ErrorLog {
 #[derive(Debug, Default)]
 struct Fatal {
     reason: Option<String>,
+    /// When `reason` was last said: a fatal reason is *fresh* for
+    /// [`FATAL_FRESH`], and only a fresh one ends waits. librdkafka says a
+    /// lasting failure again at each reconnect, which keeps it fresh; a
+    /// one-off (a TLS listener going down mid-handshake) goes stale, so a
+    /// long-lived producer is not left failing every send.
+    at: Option<Instant>,
     waiters: Vec<oneshot::Sender<()>>,
 }
 
+impl Fatal {
+    fn fresh(&self) -> Option<&String> {
+        match (&self.reason, self.at) {
+            (Some(r), Some(at)) if at.elapsed() < FATAL_FRESH => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// How long a fatal reason ends the waits that start after it.
+const FATAL_FRESH: Duration = Duration::from_secs(2);
+
 const KEPT_ERRORS: usize = 3;
 
-/// A client error that retrying will not cure: a TLS handshake that failed,
-/// or a SASL exchange the broker refused.
+/// A client error that retrying will not cure: a certificate that does not
+/// verify, a SASL exchange the broker refused, TLS and plaintext mixed up.
+/// (A TLS handshake cut short is not one of them: a broker restarting does
+/// that.)
 pub(crate) fn is_fatal(reason: &str) -> bool {
-    security::is_tls_failure(reason) || security::classify_client_error(reason).is_some()
+    security::is_certificate_failure(reason) || security::classify_client_error(reason).is_some()
 }
 
 impl ErrorLog {
     pub(crate) fn record(&self, what: String) {
         if is_fatal(&what) {
-            let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
-            if f.reason.is_none() {
-                f.reason = Some(what.clone());
-            }
-            for w in f.waiters.drain(..) {
-                let _ = w.send(());
-            }
+            self.set_fatal(what.clone());
         }
         let mut v = self.last.lock().unwrap_or_else(|e| e.into_inner());
         v.retain(|w| *w != what);
@@ -162,34 +182,36 @@ impl ErrorLog {
         let v = self.last.lock().unwrap_or_else(|e| e.into_inner());
         (!v.is_empty()).then(|| v.join("; "))
     }
-    /// The first fatal reason recorded, if any.
+    /// The fatal reason said in the last [`FATAL_FRESH`], if any.
     pub(crate) fn fatal(&self) -> Option<String> {
         self.fatal
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .reason
-            .clone()
+            .fresh()
+            .cloned()
     }
-    /// Records `reason` as fatal (found by a probe rather than said by the
-    /// client) and wakes the waiters.
+    /// Records `reason` as fatal (said by the client, or found by a probe)
+    /// and wakes the waiters.
     pub(crate) fn set_fatal(&self, reason: String) {
         let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
-        if f.reason.is_none() {
-            f.reason = Some(reason);
-        }
+        f.reason = Some(reason);
+        f.at = Some(Instant::now());
         for w in f.waiters.drain(..) {
             let _ = w.send(());
         }
     }
     /// Forgets the fatal reason: the brokers took a message since.
     pub(crate) fn clear_fatal(&self) {
-        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).reason = None;
+        let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        f.reason = None;
+        f.at = None;
     }
-    /// Resolves when a fatal reason is (or already was) recorded.
+    /// Resolves when a fatal reason is recorded, or at once if a fresh one
+    /// was.
     pub(crate) fn fatal_signal(&self) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
-        if f.reason.is_some() {
+        if f.fresh().is_some() {
             let _ = tx.send(());
         } else {
             // Waits that ended dropped their receivers: forget them, so a
@@ -407,5 +429,24 @@ mod tests {
             panic!("a GSSAPI client was created without Kerberos support");
         };
         assert!(err.to_string().contains("--features gssapi"), "{err}");
+    }
+
+    #[test]
+    fn a_stale_fatal_reason_ends_no_wait_and_a_cut_handshake_is_not_fatal() {
+        let log = ErrorLog::default();
+        assert!(!is_fatal("ssl://b:9093/bootstrap: SSL handshake failed: Disconnected (after 2ms in state SSL_HANDSHAKE)"));
+        log.set_fatal("certificate verify failed".into());
+        log.fatal.lock().unwrap().at = Some(Instant::now() - FATAL_FRESH);
+        assert!(log.fatal().is_none(), "stale");
+        let rx = log.fatal_signal();
+        let mut rx = std::pin::pin!(rx);
+        assert!(
+            futures::FutureExt::now_or_never(rx.as_mut()).is_none(),
+            "a stale reason does not end a new wait"
+        );
+        log.record(
+            "SSL handshake failed: error:0A000086:SSL routines::certificate verify failed".into(),
+        );
+        assert_eq!(futures::executor::block_on(rx), Ok(()), "said again: fresh");
     }
 }

@@ -108,7 +108,9 @@ pub enum ProducerRole {
 pub(crate) struct Diagnosis {
     ch: KafkaChannelConfig,
     errors: Arc<ErrorLog>,
-    found: OnceLock<Option<ConnectFailure>>,
+    /// Worked out once per failing spell: forgotten when a message is
+    /// delivered, so a later failure is diagnosed afresh.
+    found: Mutex<Option<Option<ConnectFailure>>>,
     /// A message was delivered: the connection works.
     delivered: AtomicBool,
     watching: Once,
@@ -124,7 +126,7 @@ impl Diagnosis {
         Diagnosis {
             ch: ch.clone(),
             errors,
-            found: OnceLock::new(),
+            found: Mutex::new(None),
             delivered: AtomicBool::new(false),
             watching: Once::new(),
         }
@@ -154,16 +156,24 @@ impl Diagnosis {
     }
 
     pub(crate) fn failure(&self) -> Option<ConnectFailure> {
-        self.found
-            .get_or_init(|| {
-                let said = self
-                    .errors
-                    .fatal()
-                    .or_else(|| self.errors.last())
-                    .unwrap_or_default();
-                crate::probe::diagnose(&self.ch, &said)
-            })
-            .clone()
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = &*found {
+            return f.clone();
+        }
+        let said = self
+            .errors
+            .fatal()
+            .or_else(|| self.errors.last())
+            .unwrap_or_default();
+        let f = crate::probe::diagnose(&self.ch, &said);
+        *found = Some(f.clone());
+        f
+    }
+
+    /// A message was delivered: the connection works.
+    fn delivered(&self) {
+        self.delivered.store(true, Ordering::Relaxed);
+        *self.found.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -453,7 +463,7 @@ impl PendingDelivery {
                 // The brokers took it: whatever failed before is cured (a
                 // certificate renewed while a long-lived producer waited).
                 errors.clear_fatal();
-                diagnosis.delivered.store(true, Ordering::Relaxed);
+                diagnosis.delivered();
                 Ok(Delivery {
                 topic,
                 partition: d.partition,
