@@ -19,27 +19,21 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench_util::{create_topics, median, proc_kb, spk_ok};
-use anyhow::{bail, Context, Result};
+use crate::bench_util::{create_topics, median, proc_kb, spk_ok, BrokerBench};
+use anyhow::{bail, Result};
 
-use crate::{bench_index, genrepo, tansu, util};
+use crate::{bench_index, genrepo, tansu};
 
 const QUIET_MS: u64 = 500;
 
 pub fn run(args: &[String]) -> Result<()> {
-    let runs: usize = match args {
-        [flag, n] if flag == "--runs" => n.parse().context("--runs needs a number")?,
-        [] => 10,
-        other => bail!("usage: cargo xtask bench kafka [--runs N]; got {other:?}"),
-    };
-    util::run(Command::new(env!("CARGO")).args(["build", "--release", "-p", "spk-repo-cli"]))?;
-    let root = util::root();
-    let spk = root.join("target/release/spk");
-    let work = root.join("target/bench/kafka");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let tansu_bin = tansu::ensure_installed()?;
-    let broker = tansu::Broker::start(&tansu_bin, &work, "memory://tansu/", tansu::free_port()?)?;
+    let BrokerBench {
+        runs,
+        spk,
+        work,
+        tansu_bin,
+        broker,
+    } = BrokerBench::start("kafka", args, 10)?;
     let bootstrap = broker.bootstrap();
     create_topics(&bootstrap, &[("bench-packages", 3), ("bench-index", 1)])?;
 

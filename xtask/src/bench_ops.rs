@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::bench_util::{create_topics, median, proc_kb, spk_ok};
+use crate::bench_util::{create_topics, median, proc_kb, spk_ok, BrokerBench};
 use anyhow::{bail, Context, Result};
 
 use crate::{tansu, util};
@@ -74,19 +74,14 @@ fn indexer_idle_rss(spk: &Path, config: &Path, work: &Path, metrics: bool) -> Re
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let runs: usize = match args {
-        [flag, n] if flag == "--runs" => n.parse().context("--runs needs a number")?,
-        [] => 5,
-        other => bail!("usage: cargo xtask bench ops [--runs N]; got {other:?}"),
-    };
-    util::run(Command::new(env!("CARGO")).args(["build", "--release", "-p", "spk-repo-cli"]))?;
+    let BrokerBench {
+        runs,
+        spk,
+        work,
+        broker,
+        ..
+    } = BrokerBench::start("ops", args, 5)?;
     let root = util::root();
-    let spk = root.join("target/release/spk");
-    let work = root.join("target/bench/ops");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work)?;
-    let tansu_bin = tansu::ensure_installed()?;
-    let broker = tansu::Broker::start(&tansu_bin, &work, "memory://tansu/", tansu::free_port()?)?;
     let bootstrap = broker.bootstrap();
     create_topics(&bootstrap, &[("ops-packages", 3), ("ops-index", 1)])?;
 

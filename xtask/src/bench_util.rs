@@ -1,7 +1,7 @@
 //! What the benchmark tasks share: medians, topics on a bench broker,
 //! timing one `spk` process, and reading a process's memory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,4 +69,49 @@ pub fn proc_kb(pid: u32, field: &str) -> Option<u64> {
         .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+/// What a Kafka benchmark starts from: `--runs N` (or `default_runs`), the
+/// release `spk` built, a clean `target/bench/<task>` and a Tansu on a free
+/// port there (stopped when this is dropped).
+pub struct BrokerBench {
+    pub runs: usize,
+    pub spk: PathBuf,
+    pub work: PathBuf,
+    pub tansu_bin: PathBuf,
+    pub broker: crate::tansu::Broker,
+}
+
+impl BrokerBench {
+    pub fn start(task: &str, args: &[String], default_runs: usize) -> Result<BrokerBench> {
+        let runs: usize = match args {
+            [flag, n] if flag == "--runs" => n.parse().context("--runs needs a number")?,
+            [] => default_runs,
+            other => bail!("usage: cargo xtask bench {task} [--runs N]; got {other:?}"),
+        };
+        crate::util::run(Command::new(env!("CARGO")).args([
+            "build",
+            "--release",
+            "-p",
+            "spk-repo-cli",
+        ]))?;
+        let root = crate::util::root();
+        let work = root.join("target/bench").join(task);
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)?;
+        let tansu_bin = crate::tansu::ensure_installed()?;
+        let broker = crate::tansu::Broker::start(
+            &tansu_bin,
+            &work,
+            "memory://tansu/",
+            crate::tansu::free_port()?,
+        )?;
+        Ok(BrokerBench {
+            runs,
+            spk: root.join("target/release/spk"),
+            work,
+            tansu_bin,
+            broker,
+        })
+    }
 }
