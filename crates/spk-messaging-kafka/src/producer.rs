@@ -422,12 +422,14 @@ impl PendingDelivery {
             diagnosis,
             message_timeout,
         } = self;
-        let err = |kind, reason: String| {
-            // A message that did not go out because of the connection says
-            // why the connection failed, when that can be found.
-            let failure = match kind {
-                SendErrorKind::TimedOut | SendErrorKind::Rejected => diagnosis.failure(),
-                _ => None,
+        // A message that did not go out because of the connection says why
+        // the connection failed, when that can be found (`connection`); a
+        // message the cluster refused (a topic, a size) is not probed for.
+        let err = |kind, reason: String, connection: bool| {
+            let failure = if connection {
+                diagnosis.failure()
+            } else {
+                None
             };
             let reason = match &failure {
                 Some(f) if reason == f.message() => f.to_string(),
@@ -455,7 +457,7 @@ impl PendingDelivery {
             Either::Left((report, _)) => report,
             Either::Right((_, _)) => {
                 let said = errors.fatal().unwrap_or_default();
-                return Err(err(SendErrorKind::Rejected, said));
+                return Err(err(SendErrorKind::Rejected, said, true));
             }
         };
         match report {
@@ -478,12 +480,18 @@ impl PendingDelivery {
                         message_timeout.as_millis(),
                         last()
                     ),
+                    true,
                 ))
             }
-            Ok(Err((e, _))) => Err(err(SendErrorKind::Rejected, format!("{e}{}", last()))),
+            Ok(Err((e, _))) => Err(err(
+                SendErrorKind::Rejected,
+                format!("{e}{}", last()),
+                false,
+            )),
             Err(_canceled) => Err(err(
                 SendErrorKind::Rejected,
                 "the producer was shut down before the delivery report arrived".into(),
+                false,
             )),
         }
     }
