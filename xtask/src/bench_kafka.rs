@@ -130,9 +130,18 @@ heartbeat_freq_ms = 30000
     }
 
     // 3. The same over TLS and SASL_SSL.
-    let secure = secure_figures(&spk, &work, &tansu_bin, runs, &file_s, &|brokers, props| {
-        Ok(with_props(props)?.replace(&format!("[\"{bootstrap}\"]"), &format!("[\"{brokers}\"]")))
-    })?;
+    let secure = secure_figures(
+        &spk,
+        &work,
+        &tansu_bin,
+        runs,
+        &file_s,
+        &|brokers, props| {
+            Ok(with_props(props)?
+                .replace(&format!("[\"{bootstrap}\"]"), &format!("[\"{brokers}\"]")))
+        },
+        &time_sends,
+    )?;
 
     // 4. The Indexer on the 100,000-build repository. Its backlog (the
     //    100,000 events above, over 5,000 packages) is real work, done first.
@@ -326,7 +335,8 @@ struct Secure {
 /// One-shot sends over TLS and SASL_SSL and the 100,000-event file over
 /// TLS, each against a Tansu of its own behind stunnel (certificates made
 /// here; SCRAM user made before authentication is switched on, as Tansu 0.6
-/// needs). `config_for(brokers, properties)` is the bench config with those.
+/// needs). `config_for(brokers, properties)` is the bench config with those;
+/// `time_sends(config)` times the one-shot sends, as for plaintext.
 fn secure_figures(
     spk: &Path,
     work: &Path,
@@ -334,6 +344,7 @@ fn secure_figures(
     runs: usize,
     events_file: &str,
     config_for: &dyn Fn(&str, &str) -> Result<String>,
+    time_sends: &dyn Fn(&Path) -> Result<Vec<f64>>,
 ) -> Result<Secure> {
     use spk_e2e::secure::{free_port, Certs, OwnTansu, Stunnel};
     let certs = Certs::make(&work.join("certs"));
@@ -341,22 +352,6 @@ fn secure_figures(
     let topics = |t: &OwnTansu| {
         t.admin(&["topic", "create", "bench-packages", "--partitions", "3"]);
         t.admin(&["topic", "create", "bench-index", "--partitions", "1"]);
-    };
-    let one = genrepo::package_name(7);
-    let pkg = format!("{one}/1.0.0/3I42H3S6");
-    let send_one = [
-        "repo",
-        "send-event",
-        "--repo",
-        "origin",
-        "--event",
-        "modified",
-        "--package",
-        &pkg,
-    ];
-    let time_sends = |config: &Path| -> Result<Vec<f64>> {
-        spk_ok(spk, config, &send_one)?; // warm-up
-        (0..runs).map(|_| spk_ok(spk, config, &send_one)).collect()
     };
 
     // TLS.
