@@ -223,7 +223,9 @@ pub struct RiskySetting {
     pub hint: String,
 }
 
-fn prop<'a>(ch: &'a KafkaChannelConfig, key: &str) -> Option<&'a str> {
+/// The channel's property `key` as written (librdkafka's names are
+/// matched without regard to case), `${VAR}` not expanded.
+pub fn property<'a>(ch: &'a KafkaChannelConfig, key: &str) -> Option<&'a str> {
     ch.properties
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(key))
@@ -236,11 +238,11 @@ fn prop<'a>(ch: &'a KafkaChannelConfig, key: &str) -> Option<&'a str> {
 /// written in the config file instead of `${VAR}`.
 pub fn risky_settings(ch: &KafkaChannelConfig) -> Vec<RiskySetting> {
     let mut out = Vec::new();
-    let protocol = prop(ch, "security.protocol")
+    let protocol = property(ch, "security.protocol")
         .unwrap_or("PLAINTEXT")
         .to_ascii_uppercase();
-    let mechanism = prop(ch, "sasl.mechanism")
-        .or_else(|| prop(ch, "sasl.mechanisms"))
+    let mechanism = property(ch, "sasl.mechanism")
+        .or_else(|| property(ch, "sasl.mechanisms"))
         .unwrap_or("GSSAPI")
         .to_ascii_uppercase();
     if protocol == "SASL_PLAINTEXT" {
@@ -255,7 +257,7 @@ pub fn risky_settings(ch: &KafkaChannelConfig) -> Vec<RiskySetting> {
             hint: "use SASL_SSL".into(),
         });
     }
-    if prop(ch, "enable.ssl.certificate.verification")
+    if property(ch, "enable.ssl.certificate.verification")
         .is_some_and(|v| v.eq_ignore_ascii_case("false") || v == "0")
     {
         out.push(RiskySetting {
@@ -264,7 +266,7 @@ pub fn risky_settings(ch: &KafkaChannelConfig) -> Vec<RiskySetting> {
             hint: "remove it and set ssl.ca.location to the CA of the brokers' certificates".into(),
         });
     }
-    if prop(ch, "ssl.endpoint.identification.algorithm")
+    if property(ch, "ssl.endpoint.identification.algorithm")
         .is_some_and(|v| v.eq_ignore_ascii_case("none"))
     {
         out.push(RiskySetting {

@@ -325,8 +325,11 @@ impl NoMetadata {
 /// SASL failure ends the wait at once rather than at the timeout.
 const METADATA_STEP: Duration = Duration::from_millis(500);
 
-/// How long without an answer before the connection is probed.
-const PROBE_AFTER: Duration = Duration::from_secs(1);
+/// How long a send or a metadata request may go without an answer before
+/// the connection is probed (see [`crate::probe`]) for a TLS or SASL
+/// problem librdkafka does not report, such as TLS spoken to a plaintext
+/// port.
+pub(crate) const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 /// Asks `client` (built from `ch`, reporting into `errors`) for metadata
 /// (of `topic`, or of all topics), for up to `timeout`, in steps: a failure

@@ -16,7 +16,9 @@ use std::time::Duration;
 use openssl::ssl::{HandshakeError, SslConnector, SslFiletype, SslMethod, SslVerifyMode};
 use openssl::x509::X509VerifyResult;
 use spk_messaging_core::config::{expand_env, KafkaChannelConfig};
-use spk_messaging_core::security::{classify_client_error, classify_verify_code, ConnectFailure};
+use spk_messaging_core::security::{
+    self, classify_client_error, classify_verify_code, ConnectFailure,
+};
 
 /// How long a probe may take per broker.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,11 +46,9 @@ enum Probe {
     Unreachable,
 }
 
+/// The channel's property `key`, `${VAR}` expanded.
 fn prop(ch: &KafkaChannelConfig, key: &str) -> Option<String> {
-    ch.properties
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(key))
-        .and_then(|(_, v)| expand_env(v).ok())
+    security::property(ch, key).and_then(|v| expand_env(v).ok())
 }
 
 fn uses_tls(ch: &KafkaChannelConfig) -> bool {

@@ -20,7 +20,9 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use spk_messaging_core::config::KafkaChannelConfig;
 use spk_messaging_core::security::ConnectFailure;
 
-use crate::client::{bootstrap_servers, client_config, ChannelContext, ClientError, ErrorLog};
+use crate::client::{
+    bootstrap_servers, client_config, ChannelContext, ClientError, ErrorLog, PROBE_AFTER,
+};
 use crate::headers::MessageHeaders;
 
 /// Where a message landed.
@@ -115,11 +117,6 @@ pub(crate) struct Diagnosis {
     delivered: AtomicBool,
     watching: Once,
 }
-
-/// How long a send may go without any delivery before the connection is
-/// probed (in the background) for a TLS or SASL problem that librdkafka
-/// does not report, such as TLS spoken to a plaintext port.
-const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 impl Diagnosis {
     pub(crate) fn new(ch: &KafkaChannelConfig, errors: Arc<ErrorLog>) -> Self {
