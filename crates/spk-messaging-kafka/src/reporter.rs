@@ -95,22 +95,24 @@ impl KafkaStatusReporter {
     }
 }
 
+/// A status message not delivered, with the TLS or SASL failure behind it.
+fn report_error(msg: &IndexStatusMessage, e: SendError) -> ReportError {
+    let connect = e.failure.as_deref().cloned();
+    ReportError::new(msg, e).with_connect(connect)
+}
+
 impl IndexStatusReporter for KafkaStatusReporter {
     fn report(&self, msg: &IndexStatusMessage) -> Result<(), ReportError> {
-        self.send(msg).map(|_| ()).map_err(|e| {
-            let connect = e.failure.as_deref().cloned();
-            ReportError::new(msg, e).with_connect(connect)
-        })
+        self.send(msg).map(|_| ()).map_err(|e| report_error(msg, e))
     }
 
     fn report_completed(&self, msg: &IndexStatusMessage, full: bool) -> Result<(), ReportError> {
         let kind = if full { "full" } else { "update" };
         let headers =
             MessageHeaders::new(MessageKind::IndexStatus).with(crate::headers::RUN_KIND, kind);
-        self.send_with(msg, headers).map(|_| ()).map_err(|e| {
-            let connect = e.failure.as_deref().cloned();
-            ReportError::new(msg, e).with_connect(connect)
-        })
+        self.send_with(msg, headers)
+            .map(|_| ())
+            .map_err(|e| report_error(msg, e))
     }
 
     fn describe(&self) -> String {

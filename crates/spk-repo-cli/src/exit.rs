@@ -51,6 +51,25 @@ pub fn for_observe_error(e: spk_messaging_kafka::observe::ObserveError) -> Exit 
     Exit::with(code, e.into())
 }
 
+/// A waiter's error as an exit (`wait-index`, `send-event --wait`): 7 or 8
+/// for a TLS or SASL failure, met at start or while reading, else 1.
+pub fn for_wait_error(e: spk_messaging_kafka::wait::WaitError) -> Exit {
+    use spk_messaging_kafka::wait::WaitError;
+    let code = match &e {
+        WaitError::Unreachable {
+            failure: Some(f), ..
+        } => for_connect_failure(Some(f)),
+        WaitError::Consumer { reason, .. } => {
+            match spk_messaging_core::security::classify_client_error(reason) {
+                Some(f) => for_connect_failure(Some(&f)),
+                None => FAILURE,
+            }
+        }
+        _ => FAILURE,
+    };
+    Exit::with(code, e.into())
+}
+
 /// An error that carries its own exit code.
 #[derive(Debug)]
 pub struct Exit {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use spk_messaging_core::config::{Config, ResolvedRepo};
-use spk_messaging_kafka::wait::{wait_for_index, WaitError, WaitOutcome, WaitReport, WaitRequest};
+use spk_messaging_kafka::wait::{wait_for_index, WaitOutcome, WaitReport, WaitRequest};
 
 use crate::exit::{self, CmdResult, Exit};
 use crate::output::{print_json, Format};
@@ -93,23 +93,7 @@ pub fn wait(
         timeout: bounds.timeout_ms.map(Duration::from_millis),
         max_wait: bounds.max_wait_ms.map(Duration::from_millis),
     };
-    let report = wait_for_index(ch, &req).map_err(|e| {
-        // A TLS or SASL failure has its own exit code (7 or 8).
-        let code = match &e {
-            WaitError::Unreachable {
-                failure: Some(f), ..
-            } => exit::for_connect_failure(Some(f)),
-            // An authentication error met while reading.
-            WaitError::Consumer { reason, .. } => {
-                match spk_messaging_core::security::classify_client_error(reason) {
-                    Some(f) => exit::for_connect_failure(Some(&f)),
-                    None => exit::FAILURE,
-                }
-            }
-            _ => exit::FAILURE,
-        };
-        Exit::with(code, e.into())
-    })?;
+    let report = wait_for_index(ch, &req).map_err(exit::for_wait_error)?;
     print_report(&report, format);
     match report.outcome {
         WaitOutcome::Completed => Ok(()),
