@@ -432,13 +432,27 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
     })
 }
 
-/// How many packages a full generation reads and encodes at a time. The
-/// models of one chunk are dropped once it is encoded, so memory holds the
-/// encoded packages and one chunk's models, not 100,000 builds' models;
-/// a chunk still spreads hundreds of builds over the cores.
+/// How many packages an update reads and encodes at a time. The models of
+/// one chunk are dropped once it is encoded, so memory holds the encoded
+/// packages and one chunk's models, not 100,000 builds' models; a chunk
+/// still spreads hundreds of builds over the cores.
 const CHUNK_PACKAGES: usize = 64;
 
-/// A full generation: every package read and encoded, chunk by chunk.
+/// How many packages one task of a full generation reads and encodes.
+/// Tasks run side by side (rayon), each reading its builds in parallel and
+/// encoding its packages as soon as they are read, so no core waits for a
+/// whole chunk to be read before encoding starts, and models live only as
+/// long as their task.
+const TASK_PACKAGES: usize = 4;
+
+/// What one task of a full generation made.
+type TaskOut = (
+    Vec<PackagePart<'static>>,
+    Vec<(String, String)>,
+    Vec<SpecProblem>,
+);
+
+/// A full generation: every package read and encoded, a few at a time.
 fn full(
     repo: &SpfsRepo,
     hook: Option<&ReadHook>,
@@ -452,6 +466,7 @@ fn full(
     IndexError,
 > {
     use rayon::prelude::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
     let names: Vec<(String, Want)> = repo
         .package_names()?
         .into_iter()
@@ -459,25 +474,33 @@ fn full(
         .collect();
     let total = names.len() as u64;
     let pkg_names: BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
-    let mut parts = Vec::with_capacity(names.len());
-    let mut gv = crate::indexed::GlobalVars::new();
-    let mut problems = Vec::new();
     if let Some(p) = progress {
         p(0, total);
     }
-    for (i, chunk) in names.chunks(CHUNK_PACKAGES).enumerate() {
-        let mut walked = walk::walk(repo, chunk, hook, None);
-        let encoded: Vec<PackagePart<'static>> = walked
-            .packages
-            .par_iter()
-            .map(|p| PackagePart::Encoded(fb::encode_package(p)))
-            .collect();
+    let done = AtomicU64::new(0);
+    let tasks: Vec<TaskOut> = names
+        .par_chunks(TASK_PACKAGES)
+        .map(|chunk| {
+            let walked = walk::walk(repo, chunk, hook, None);
+            let encoded = walked
+                .packages
+                .iter()
+                .map(|p| PackagePart::Encoded(fb::encode_package(p)))
+                .collect();
+            let d = done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
+            if let Some(p) = progress {
+                p(d, total);
+            }
+            (encoded, walked.vars, walked.problems)
+        })
+        .collect();
+    let mut parts = Vec::with_capacity(names.len());
+    let mut gv = crate::indexed::GlobalVars::new();
+    let mut problems = Vec::new();
+    for (encoded, vars, mut probs) in tasks {
         parts.extend(encoded);
-        walk::add_global_vars(&mut gv, std::mem::take(&mut walked.vars), &pkg_names);
-        problems.append(&mut walked.problems);
-        if let Some(p) = progress {
-            p(((i + 1) * CHUNK_PACKAGES).min(names.len()) as u64, total);
-        }
+        walk::add_global_vars(&mut gv, vars, &pkg_names);
+        problems.append(&mut probs);
     }
     Ok((parts, gv, problems))
 }
