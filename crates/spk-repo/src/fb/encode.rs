@@ -297,9 +297,9 @@ fn encode_global_vars(vars: &GlobalVars) -> Result<Option<Vec<u8>>, FbError> {
         if values.is_empty() {
             continue;
         }
-        let values: Vec<_> = values.iter().map(|v| fbb.create_string(v)).collect();
+        let values: Vec<_> = values.iter().map(|v| string(&mut fbb, v)).collect();
         let values = fbb.create_vector(&values);
-        let name = fbb.create_string(name);
+        let name = string(&mut fbb, name);
         offsets.push(fbs::GlobalVar::create(
             &mut fbb,
             &fbs::GlobalVarArgs {
@@ -443,8 +443,29 @@ fn layout(packages: &[(&[u8], u32)], globals: Option<&[u8]>) -> (Vec<u8>, usize)
 
 // ---- tables ---------------------------------------------------------------
 
+/// The longest string written once and shared by every field of a package
+/// that holds it (option and var names, component names, `x86_64`, package
+/// names in requests, short versions). Sharing makes the index about a
+/// fifth smaller, so faster to write, update and map; SPK writes no sharing
+/// but reads it (it is plain FlatBuffers). Only short strings are shared so
+/// that FlatBuffers' apparent size, which counts a shared string once per
+/// reference, stays a small multiple of the bytes: a reference takes at
+/// least 4 bytes and adds at most `4 + SHARED_STRING_MAX + 1` apparent
+/// bytes, so a file under [`super::FULL_VERIFY_FROM`] (256 MiB) stays
+/// under SPK's 2 GiB limit (see "Why the blobs' verification covers the
+/// file" in [`crate::fb`]).
+pub(super) const SHARED_STRING_MAX: usize = 16;
+
+fn string<'a>(fbb: &mut Fbb<'a>, s: &str) -> WIPOffset<&'a str> {
+    if s.len() <= SHARED_STRING_MAX {
+        fbb.create_shared_string(s)
+    } else {
+        fbb.create_string(s)
+    }
+}
+
 fn opt_str<'a>(fbb: &mut Fbb<'a>, s: Option<&str>) -> Option<WIPOffset<&'a str>> {
-    s.map(|s| fbb.create_string(s))
+    s.map(|s| string(fbb, s))
 }
 
 /// A vector of tables, or `None` (field absent) when there are no items:
@@ -471,7 +492,7 @@ fn u32s<'a>(fbb: &mut Fbb<'a>, items: &[u32]) -> Option<WIPOffset<Vector<'a, u32
 
 fn package_index<'a>(fbb: &mut Fbb<'a>, p: &PackageIndex) -> WIPOffset<fbs::PackageIndex<'a>> {
     let versions = tables(fbb, &p.versions, version_index);
-    let name = fbb.create_string(&p.name);
+    let name = string(fbb, &p.name);
     fbs::PackageIndex::create(
         fbb,
         &fbs::PackageIndexArgs {
@@ -536,7 +557,7 @@ fn version<'a>(fbb: &mut Fbb<'a>, v: &Version) -> WIPOffset<fbs::Version<'a>> {
 }
 
 fn tag_item<'a>(fbb: &mut Fbb<'a>, t: &TagItem) -> WIPOffset<fbs::TagSetItem<'a>> {
-    let name = fbb.create_string(&t.name);
+    let name = string(fbb, &t.name);
     fbs::TagSetItem::create(
         fbb,
         &fbs::TagSetItemArgs {
@@ -552,7 +573,7 @@ fn component<'a>(fbb: &mut Fbb<'a>, c: &Component) -> WIPOffset<fbs::Component<'
         Component::Build => (fbs::ComponentEnum::Build, None),
         Component::Run => (fbs::ComponentEnum::Run, None),
         Component::Source => (fbs::ComponentEnum::Source, None),
-        Component::Named(n) => (fbs::ComponentEnum::Named, Some(fbb.create_string(n))),
+        Component::Named(n) => (fbs::ComponentEnum::Named, Some(string(fbb, n))),
     };
     fbs::Component::create(fbb, &fbs::ComponentArgs { kind, name })
 }
@@ -565,7 +586,7 @@ fn build_id<'a>(fbb: &mut Fbb<'a>, b: &BuildId) -> (fbs::Build, WIPOffset<UnionW
             fbs::Source::create(fbb, &fbs::SourceArgs {}).as_union_value(),
         ),
         BuildId::Digest(id) => {
-            let id = fbb.create_string(id);
+            let id = string(fbb, id);
             (
                 fbs::Build::BuildId,
                 fbs::BuildId::create(fbb, &fbs::BuildIdArgs { id: Some(id) }).as_union_value(),
@@ -587,7 +608,7 @@ fn embedded_parent<'a>(
     p: &EmbeddedParent,
 ) -> WIPOffset<fbs::EmbeddedSourcePackage<'a>> {
     let repository_name = opt_str(fbb, p.repository_name.as_deref());
-    let pkg_name = fbb.create_string(&p.pkg_name);
+    let pkg_name = string(fbb, &p.pkg_name);
     let version_str = opt_str(fbb, p.version_str.as_deref());
     let build_str = opt_str(fbb, p.build_str.as_deref());
     let ident = fbs::IdentPartsBuf::create(
@@ -654,10 +675,10 @@ fn range_op(op: RangeOp) -> fbs::VersionRangeOperator {
 fn opt<'a>(fbb: &mut Fbb<'a>, o: &Opt) -> WIPOffset<fbs::Opt<'a>> {
     let (opt_type, value) = match o {
         Opt::Pkg(p) => {
-            let name = fbb.create_string(&p.name);
+            let name = string(fbb, &p.name);
             let components = tables(fbb, &p.components, component);
             // Always written, even "" (as SPK does).
-            let value = fbb.create_string(&p.value);
+            let value = string(fbb, &p.value);
             let t = fbs::PkgOpt::create(
                 fbb,
                 &fbs::PkgOptArgs {
@@ -671,9 +692,9 @@ fn opt<'a>(fbb: &mut Fbb<'a>, o: &Opt) -> WIPOffset<fbs::Opt<'a>> {
             (fbs::OptEnum::PkgOpt, t.as_union_value())
         }
         Opt::Var(v) => {
-            let name = fbb.create_string(&v.name);
+            let name = string(fbb, &v.name);
             let compat = opt_str(fbb, v.compat.as_deref());
-            let value = fbb.create_string(&v.value);
+            let value = string(fbb, &v.value);
             let t = fbs::VarOpt::create(
                 fbb,
                 &fbs::VarOptArgs {
@@ -706,8 +727,8 @@ fn requirement<'a>(
             pkg_request(fbb, p).as_union_value(),
         ),
         Requirement::Var(v) => {
-            let name = fbb.create_string(&v.name);
-            let value = fbb.create_string(&v.value);
+            let name = string(fbb, &v.name);
+            let value = string(fbb, &v.value);
             let t = fbs::VarRequestPinnedValue::create(
                 fbb,
                 &fbs::VarRequestPinnedValueArgs {
@@ -731,7 +752,7 @@ fn requirement<'a>(
 }
 
 fn pkg_request<'a>(fbb: &mut Fbb<'a>, p: &PkgRequest) -> WIPOffset<fbs::PkgRequestWithOptions<'a>> {
-    let name = fbb.create_string(&p.name);
+    let name = string(fbb, &p.name);
     let repo_name = opt_str(fbb, p.repo_name.as_deref());
     let components = tables(fbb, &p.components, component);
     // `Some(vec![])` is treated as no range at all.
@@ -793,8 +814,8 @@ fn option_value<'a>(
     fbb: &mut Fbb<'a>,
     o: &OptionValue,
 ) -> WIPOffset<fbs::PkgRequestOptionValue<'a>> {
-    let name = fbb.create_string(&o.name);
-    let value = fbb.create_string(&o.value);
+    let name = string(fbb, &o.name);
+    let value = string(fbb, &o.value);
     fbs::PkgRequestOptionValue::create(
         fbb,
         &fbs::PkgRequestOptionValueArgs {
@@ -809,7 +830,7 @@ fn component_embedded<'a>(
     fbb: &mut Fbb<'a>,
     e: &ComponentEmbedded,
 ) -> WIPOffset<fbs::ComponentEmbeddedPackage<'a>> {
-    let name = fbb.create_string(&e.name);
+    let name = string(fbb, &e.name);
     let version = e.version.as_ref().map(|v| version(fbb, v));
     let components = tables(fbb, &e.components, component);
     fbs::ComponentEmbeddedPackage::create(
@@ -845,7 +866,7 @@ fn embedded_spec<'a>(
     fbb: &mut Fbb<'a>,
     e: &EmbeddedSpec,
 ) -> WIPOffset<fbs::SolverEmbeddedPackageSpec<'a>> {
-    let ident = fbb.create_string(&e.ident);
+    let ident = string(fbb, &e.ident);
     let compat = opt_str(fbb, e.compat.as_deref());
     let build_options = tables(fbb, &e.build_options, opt);
     let component_specs = tables(fbb, &e.component_specs, component_spec);

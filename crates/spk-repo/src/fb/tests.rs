@@ -1752,3 +1752,43 @@ fn an_update_of_an_index_without_directory_reencodes_it() {
     assert_eq!(summary.kept, 2);
     assert_eq!(std::fs::read(&path).unwrap(), full_bytes);
 }
+
+/// Occurrences of `needle` in `hay`.
+fn occurrences(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+#[test]
+fn short_strings_are_written_once_per_package_long_ones_each_time() {
+    let long = "a-value-longer-than-the-sharing-cap";
+    assert!(long.len() > encode::SHARED_STRING_MAX);
+    let builds: Vec<BuildIndex> = ["AAAAAAAA", "BBBBBBBB", "CCCCCCCC"]
+        .iter()
+        .map(|d| {
+            let mut b = typical_build(d.to_string());
+            b.runtime_requirements.push(var("note", long));
+            b
+        })
+        .collect();
+    let package = PackageIndex {
+        name: "shared".into(),
+        versions: vec![VersionIndex {
+            version: v(&[1, 2, 3]),
+            builds,
+        }],
+    };
+    let blob = encode_package(&package);
+    assert!(blob.verified().is_ok());
+    // Used by every build (an option value and a request's option): one copy.
+    assert_eq!(occurrences(blob.bytes(), b"x86_64\0"), 1);
+    assert_eq!(occurrences(blob.bytes(), b"cp37m\0"), 1);
+    // Longer than the cap: one copy per build, so the apparent size stays
+    // a small multiple of the bytes (see the module docs).
+    assert_eq!(occurrences(blob.bytes(), format!("{long}\0").as_bytes()), 3);
+    // And it reads back as it was.
+    let bytes = encode(&RepositoryIndex {
+        packages: vec![package.clone()],
+        global_vars: BTreeMap::new(),
+    });
+    assert_eq!(read_all(bytes).unwrap().packages, vec![package]);
+}
