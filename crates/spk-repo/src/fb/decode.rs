@@ -101,6 +101,9 @@ pub struct RawPackage<'a> {
     name: &'a str,
     bytes: &'a [u8],
     crc: u32,
+    /// The whole file the bytes are in, and where they start in it.
+    file_bytes: &'a [u8],
+    start: usize,
     /// Where it came from, for messages.
     file: Option<&'a Path>,
     index: usize,
@@ -117,6 +120,12 @@ impl<'a> RawPackage<'a> {
     /// The crc32 of [`RawPackage::bytes`], as recorded and checked.
     pub fn crc(&self) -> u32 {
         self.crc
+    }
+    /// The whole file the bytes are in, and where they start in it: a
+    /// writer can then write a run of packages that lie one after the other
+    /// in the file with one system call, straight from the file's map.
+    pub fn in_file(&self) -> (&'a [u8], usize) {
+        (self.file_bytes, self.start)
     }
 
     /// Versions, builds and deprecated builds, read by a walk of the blob
@@ -663,6 +672,8 @@ impl IndexFile {
                 name,
                 bytes,
                 crc,
+                file_bytes: &self.bytes,
+                start: self.directory.as_ref()?.get(i)?.start,
                 file: self.path.as_deref(),
                 index: i,
             }),

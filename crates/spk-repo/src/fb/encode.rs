@@ -103,6 +103,12 @@ impl Ready<'_> {
             Ready::Raw(_, c) => *c,
         }
     }
+    fn in_file(&self) -> Option<(&[u8], usize)> {
+        match self {
+            Ready::Encoded(_) => None,
+            Ready::Raw(r, _) => Some(r.in_file()),
+        }
+    }
 }
 
 /// An assembled index file, ready to be written: the head (root table,
@@ -141,20 +147,51 @@ impl Assembled<'_> {
     /// Writes the file: the head, then each blob, zero-padded to the next
     /// 8-aligned position (as [`layout`] placed them). Through a large
     /// buffer, so small blobs do not each cost a system call.
+    ///
+    /// Copied blobs that lie one after the other in the old file (each at
+    /// the 8-aligned position after the previous one's end, as we place
+    /// them) are written as one run straight from the old file's map: one
+    /// system call for the thousands of packages an update keeps, and no
+    /// copy through the buffer. Their padding is the old file's, which is
+    /// what we would write (blobs start 8-aligned in both files, so the
+    /// padding has the same length; it is never read).
     pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         use std::io::Write as _;
-        let mut w = std::io::BufWriter::with_capacity(4 << 20, w);
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, w);
         w.write_all(&self.head)?;
         let mut at = self.head.len();
-        for b in &self.blobs {
-            let bytes = b.bytes();
+        let mut i = 0;
+        while i < self.blobs.len() {
+            let (bytes, blobs) = self.run_from(i).unwrap_or((self.blobs[i].bytes(), 1));
             w.write_all(bytes)?;
-            let end = align_up(at + bytes.len(), BLOB_ALIGN);
-            w.write_all(&[0u8; BLOB_ALIGN][..end - at - bytes.len()])?;
+            at += bytes.len();
+            i += blobs;
+            let end = align_up(at, BLOB_ALIGN);
+            w.write_all(&[0u8; BLOB_ALIGN][..end - at])?;
             at = end;
         }
         debug_assert_eq!(at, self.len);
         w.flush()
+    }
+
+    /// The run of copied blobs from `i` on that lie one after the other in
+    /// one old file: its bytes, from the first blob's start to the last
+    /// one's end (the padding between them included), and how many blobs
+    /// it holds. `None` for a blob that is not copied.
+    fn run_from(&self, i: usize) -> Option<(&[u8], usize)> {
+        let (file, start) = self.blobs.get(i)?.in_file()?;
+        let mut end = start + self.blobs[i].bytes().len();
+        let mut blobs = 1;
+        for b in &self.blobs[i + 1..] {
+            match b.in_file() {
+                Some((f, s)) if std::ptr::eq(f, file) && s == align_up(end, BLOB_ALIGN) => {
+                    end = s + b.bytes().len();
+                    blobs += 1;
+                }
+                _ => break,
+            }
+        }
+        Some((file.get(start..end)?, blobs))
     }
 
     /// The file as bytes.

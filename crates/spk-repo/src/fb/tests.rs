@@ -1792,3 +1792,48 @@ fn short_strings_are_written_once_per_package_long_ones_each_time() {
     });
     assert_eq!(read_all(bytes).unwrap().packages, vec![package]);
 }
+
+#[test]
+fn runs_of_copied_blobs_are_written_whole_and_gaps_break_them() {
+    // Names of different lengths: blobs of different sizes and padding.
+    let package = |i: usize, minor: u32| PackageIndex {
+        name: format!("pkg{}", "x".repeat(i)),
+        versions: vec![VersionIndex {
+            version: v(&[1, minor]),
+            builds: vec![typical_build(format!("{:08}", i))],
+        }],
+    };
+    let old = RepositoryIndex {
+        packages: (0..6).map(|i| package(i, 0)).collect(),
+        global_vars: BTreeMap::new(),
+    };
+    let old_file = IndexFile::from_bytes(encode(&old)).unwrap();
+    let raw = |i: usize| PackagePart::Raw(old_file.raw_package(i).unwrap());
+    // Package 1 removed (a gap between copied 0 and 2), 3 changed, 4 and 5
+    // copied as one run.
+    let parts = vec![
+        raw(5),
+        raw(0),
+        PackagePart::Fresh(package(3, 1)),
+        raw(2),
+        raw(4),
+    ];
+    let assembled = assemble(parts, &BTreeMap::new()).unwrap();
+    let bytes = assembled.to_bytes();
+    assert_eq!(bytes.len(), assembled.len());
+    verify(&bytes).unwrap();
+    let file = IndexFile::from_bytes(bytes).unwrap();
+    let mut expected: Vec<PackageIndex> = [0, 2, 4, 5]
+        .into_iter()
+        .map(|i| package(i, 0))
+        .chain([package(3, 1)])
+        .collect();
+    expected.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(file.decode().unwrap().packages, expected);
+    // Every copied package is its old bytes, with the crc32 it had.
+    for i in [0, 2, 4, 5] {
+        let name = &old.packages[i].name;
+        let copied = file.raw_package(file.position(name).unwrap()).unwrap();
+        assert_eq!(copied.bytes(), old_file.raw_package(i).unwrap().bytes());
+    }
+}
