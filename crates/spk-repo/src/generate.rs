@@ -657,6 +657,66 @@ fn update<'a>(
     Ok((parts, gv, problems, updated, kept))
 }
 
+/// How many bytes are written between two flushes to the disk while the
+/// index is written.
+const SYNC_EVERY: usize = 8 << 20;
+
+/// Writes `index` to `file` and syncs it (`fsync`). While it is written, a
+/// second thread flushes what has been written so far (`fdatasync` every
+/// [`SYNC_EVERY`] bytes), so the disk writes most of the file while the
+/// rest is still being copied, and the final `fsync` waits only for the
+/// last part: at 100,000 builds the kernel copies 89 MB in about 25 ms and
+/// the disk took 40-50 ms more to write them here when the file was synced
+/// only at the end. The durability is the same: nothing is renamed in
+/// before the final `fsync` returns.
+fn write_synced(index: &fb::Assembled<'_>, file: &std::fs::File) -> std::io::Result<()> {
+    /// Writes through to the file in pieces of at most [`SYNC_EVERY`]
+    /// bytes, and asks for a flush after each.
+    struct Flushing<'f> {
+        file: &'f std::fs::File,
+        unsynced: usize,
+        flush: mpsc::Sender<()>,
+    }
+    impl std::io::Write for Flushing<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let piece = &buf[..buf.len().min(SYNC_EVERY)];
+            let n = (&mut &*self.file).write(piece)?;
+            self.unsynced += n;
+            if self.unsynced >= SYNC_EVERY {
+                self.unsynced = 0;
+                // The flusher may have stopped on an error: the final
+                // fsync then reports it.
+                let _ = self.flush.send(());
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::channel::<()>();
+        s.spawn(move || {
+            while rx.recv().is_ok() {
+                // Many requests while one flush ran: one more flush.
+                while rx.try_recv().is_ok() {}
+                if file.sync_data().is_err() {
+                    return;
+                }
+            }
+        });
+        let mut w = Flushing {
+            file,
+            unsynced: 0,
+            flush: tx,
+        };
+        let written = index.write_to(&mut w);
+        drop(w);
+        written
+    })?;
+    file.sync_all()
+}
+
 /// Writes a temp file, reads it back and checks it, renames it over the
 /// index. The check (see "Verification" in [`crate::fb`]): the root table,
 /// packages vector and global vars as any reader checks them, the blob
@@ -684,15 +744,12 @@ fn install(
         e
     };
     let t = Instant::now();
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .map_err(werr(&tmp))?;
-    index
-        .write_to(&mut file)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| cleanup(werr(&tmp)(e)))?;
+    write_synced(index, &file).map_err(|e| cleanup(werr(&tmp)(e)))?;
     // World-readable, as SPK makes it.
     let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666));
     drop(file);
