@@ -27,6 +27,9 @@ use crate::{bench_index, genrepo, tansu};
 const QUIET_MS: u64 = 500;
 
 pub fn run(args: &[String]) -> Result<()> {
+    // The secured figures need stunnel and openssl: installed first, as
+    // `cargo xtask test` does, rather than failing after the plain ones.
+    crate::test::ensure_stunnel()?;
     let BrokerBench {
         runs,
         spk,
