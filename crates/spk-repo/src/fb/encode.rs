@@ -623,7 +623,10 @@ fn build_id<'a>(fbb: &mut Fbb<'a>, b: &BuildId) -> (fbs::Build, WIPOffset<UnionW
             fbs::Source::create(fbb, &fbs::SourceArgs {}).as_union_value(),
         ),
         BuildId::Digest(id) => {
-            let id = string(fbb, id);
+            // Never shared: a digest names one build, and the builder's
+            // pool of shared strings grows by insertion into a sorted
+            // vector, which thousands of unique digests would make slow.
+            let id = fbb.create_string(id);
             (
                 fbs::Build::BuildId,
                 fbs::BuildId::create(fbb, &fbs::BuildIdArgs { id: Some(id) }).as_union_value(),
