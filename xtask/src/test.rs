@@ -131,9 +131,10 @@ fn runs(cmd: &str, arg: &str) -> bool {
         .is_ok()
 }
 
-/// The TLS tests (and the secured Kafka benchmarks) put stunnel in front of Tansu and make certificates with
-/// the `openssl` command: found on PATH, else installed with apt-get
-/// (Debian's `stunnel4` and `openssl`) when this runs as root, as CI does.
+/// The TLS tests and the secured Kafka benchmarks put stunnel in front of
+/// Tansu and make certificates with the `openssl` command: found on PATH,
+/// else installed with apt-get (Debian's `stunnel4` and `openssl`) when
+/// this runs as root, as CI does.
 pub(crate) fn ensure_stunnel() -> Result<PathBuf> {
     let find = || {
         ["stunnel4", "stunnel"]

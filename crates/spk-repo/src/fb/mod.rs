@@ -72,12 +72,14 @@
 //!   global limits: 2 GiB of apparent size, 100 million tables (SPK's
 //!   limit), depth 64. None can be exceeded by a file of ours under
 //!   [`FULL_VERIFY_FROM`] (256 MiB): a table takes at least 4 bytes, our
-//!   blobs share no tables, only vtables and strings of at most
-//!   `SHARED_STRING_MAX` (16) bytes, each reached through an offset of at
-//!   least 4 bytes, so the apparent size is at most about 6.25 times the
+//!   blobs share no tables, only vtables (at most 28 bytes, each used by
+//!   a table of at least 8) and strings of at most `SHARED_STRING_MAX`
+//!   (16) bytes (21 as the verifier counts them, each reached through an
+//!   offset of 4 bytes), so the apparent size is at most 6.25 times the
 //!   bytes (1.6 GiB at 256 MiB), and the schema is not recursive (its
-//!   deepest path, root table included, is 11 tables). Files of 256 MiB or more are verified
-//!   whole, as SPK does, when opened and before they are installed.
+//!   deepest path, root table included, is 11 tables). Files of 256 MiB or
+//!   more are verified whole, as SPK does, when opened and before they are
+//!   installed.
 //! - **Installing** (`generate::install`): the written file is read back
 //!   from disk and opened as below, the directory must be there, and every
 //!   blob's crc32 must match (about 10 ms for 100 MB), which catches a torn
