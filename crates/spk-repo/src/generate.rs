@@ -698,8 +698,8 @@ fn write_synced(index: &fb::Assembled<'_>, file: &std::fs::File) -> std::io::Res
             self.unsynced += n;
             if self.unsynced >= SYNC_EVERY {
                 self.unsynced = 0;
-                // The flusher may have stopped on an error: the final
-                // fsync then reports it.
+                // The flusher may have stopped on an error: it is
+                // returned when the flusher is joined.
                 let _ = self.flush.send(());
             }
             Ok(n)
