@@ -441,12 +441,34 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
 /// task, so memory holds the encoded packages, not 100,000 builds' models.
 const TASK_PACKAGES: usize = 4;
 
-/// What one task of a full generation made.
-type TaskOut = (
-    Vec<PackagePart<'static>>,
-    Vec<(String, String)>,
-    Vec<SpecProblem>,
-);
+/// Runs `work` on `items` [`TASK_PACKAGES`] at a time, the tasks side by
+/// side, and returns their results in the order of `items`; `progress` is
+/// told how many items are done (of all) as each task ends.
+fn in_tasks<T: Sync, R: Send>(
+    items: &[T],
+    progress: Option<&ProgressFn>,
+    work: impl Fn(&[T]) -> R + Sync,
+) -> Vec<R> {
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let total = items.len() as u64;
+    if let Some(p) = progress {
+        p(0, total);
+    }
+    let done = AtomicU64::new(0);
+    items
+        .par_chunks(TASK_PACKAGES)
+        .map(|chunk| {
+            let r = work(chunk);
+            let n = chunk.len() as u64;
+            let d = done.fetch_add(n, Ordering::Relaxed) + n;
+            if let Some(p) = progress {
+                p(d, total);
+            }
+            r
+        })
+        .collect()
+}
 
 /// A full generation: every package read and encoded, a few at a time.
 fn full(
@@ -461,35 +483,21 @@ fn full(
     ),
     IndexError,
 > {
-    use rayon::prelude::*;
-    use std::sync::atomic::{AtomicU64, Ordering};
     let names: Vec<(String, Want)> = repo
         .package_names()?
         .into_iter()
         .map(|n| (n, Want::All))
         .collect();
-    let total = names.len() as u64;
     let pkg_names: BTreeSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
-    if let Some(p) = progress {
-        p(0, total);
-    }
-    let done = AtomicU64::new(0);
-    let tasks: Vec<TaskOut> = names
-        .par_chunks(TASK_PACKAGES)
-        .map(|chunk| {
-            let walked = walk::walk(repo, chunk, hook, None);
-            let encoded = walked
-                .packages
-                .iter()
-                .map(|p| PackagePart::Encoded(fb::encode_package(p)))
-                .collect();
-            let d = done.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
-            if let Some(p) = progress {
-                p(d, total);
-            }
-            (encoded, walked.vars, walked.problems)
-        })
-        .collect();
+    let tasks = in_tasks(&names, progress, |chunk| {
+        let walked = walk::walk(repo, chunk, hook, None);
+        let encoded: Vec<PackagePart<'static>> = walked
+            .packages
+            .iter()
+            .map(|p| PackagePart::Encoded(fb::encode_package(p)))
+            .collect();
+        (encoded, walked.vars, walked.problems)
+    });
     let mut parts = Vec::with_capacity(names.len());
     let mut gv = crate::indexed::GlobalVars::new();
     let mut problems = Vec::new();
@@ -500,14 +508,6 @@ fn full(
     }
     Ok((parts, gv, problems))
 }
-
-/// What one task of an update made: encoded packages by name, global-var
-/// contributions, problems.
-type UpdateTaskOut = (
-    Vec<(String, PackagePart<'static>)>,
-    Vec<(String, String)>,
-    Vec<SpecProblem>,
-);
 
 type Updated<'a> = (
     Vec<PackagePart<'a>>,
@@ -531,7 +531,6 @@ fn update<'a>(
     repo: &SpfsRepo,
     old: &'a IndexFile,
 ) -> Result<Updated<'a>, IndexError> {
-    use rayon::prelude::*;
     let mut targets = targets(&req.updates);
     let updated: Vec<String> = req
         .updates
@@ -596,65 +595,52 @@ fn update<'a>(
         .collect();
     let mut vars = Vec::new();
     let mut problems = Vec::new();
-    let total = wanted.len() as u64;
-    if let Some(p) = &req.progress {
-        p(0, total);
-    }
-    let done = std::sync::atomic::AtomicU64::new(0);
-    let tasks: Vec<UpdateTaskOut> = wanted
-        .par_chunks(TASK_PACKAGES)
-        .map(|chunk| {
-            // Versions kept from the old index, decoded now; a damaged old
-            // package is read whole instead.
-            let mut keep: BTreeMap<String, Vec<_>> = BTreeMap::new();
-            let mut read: Vec<(String, Want)> = Vec::new();
-            for (name, want) in chunk {
-                let mut want = want.clone();
-                if let Want::Versions(vs) = &want {
-                    match old_versions(name, vs) {
-                        Some(Ok(others)) => {
-                            keep.insert(name.clone(), others);
-                        }
-                        Some(Err(e)) => {
-                            tracing::warn!(
-                                "{e}; re-reading package {name} from the repository instead"
-                            );
-                            want = Want::All;
-                        }
-                        None => {}
+    let tasks = in_tasks(&wanted, req.progress.as_ref(), |chunk| {
+        // Versions kept from the old index, decoded now; a damaged old
+        // package is read whole instead.
+        let mut keep: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        let mut read: Vec<(String, Want)> = Vec::new();
+        for (name, want) in chunk {
+            let mut want = want.clone();
+            if let Want::Versions(vs) = &want {
+                match old_versions(name, vs) {
+                    Some(Ok(others)) => {
+                        keep.insert(name.clone(), others);
                     }
+                    Some(Err(e)) => {
+                        tracing::warn!(
+                            "{e}; re-reading package {name} from the repository instead"
+                        );
+                        want = Want::All;
+                    }
+                    None => {}
                 }
-                if in_repo.contains(name) {
-                    read.push((name.clone(), want));
-                }
             }
-            let walked = walk::walk(repo, &read, req.read_hook.as_ref(), None);
-            let mut fresh: BTreeMap<String, PackageIndex> = walked
-                .packages
-                .into_iter()
-                .map(|p| (p.name.clone(), p))
-                .collect();
-            for (name, mut others) in keep {
-                let entry = fresh.entry(name.clone()).or_insert_with(|| PackageIndex {
-                    name: name.clone(),
-                    versions: Vec::new(),
-                });
-                entry.versions.append(&mut others);
-                walk::sort_versions(&mut entry.versions);
+            if in_repo.contains(name) {
+                read.push((name.clone(), want));
             }
-            let encoded: Vec<(String, PackagePart<'static>)> = fresh
-                .into_iter()
-                .filter(|(_, p)| !p.versions.is_empty())
-                .map(|(name, p)| (name, PackagePart::Encoded(fb::encode_package(&p))))
-                .collect();
-            let n = chunk.len() as u64;
-            let d = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
-            if let Some(p) = &req.progress {
-                p(d, total);
-            }
-            (encoded, walked.vars, walked.problems)
-        })
-        .collect();
+        }
+        let walked = walk::walk(repo, &read, req.read_hook.as_ref(), None);
+        let mut fresh: BTreeMap<String, PackageIndex> = walked
+            .packages
+            .into_iter()
+            .map(|p| (p.name.clone(), p))
+            .collect();
+        for (name, mut others) in keep {
+            let entry = fresh.entry(name.clone()).or_insert_with(|| PackageIndex {
+                name: name.clone(),
+                versions: Vec::new(),
+            });
+            entry.versions.append(&mut others);
+            walk::sort_versions(&mut entry.versions);
+        }
+        let encoded: Vec<(String, PackagePart<'static>)> = fresh
+            .into_iter()
+            .filter(|(_, p)| !p.versions.is_empty())
+            .map(|(name, p)| (name, PackagePart::Encoded(fb::encode_package(&p))))
+            .collect();
+        (encoded, walked.vars, walked.problems)
+    });
     for (encoded, v, probs) in tasks {
         parts.extend(encoded);
         vars.extend(v);
