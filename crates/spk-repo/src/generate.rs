@@ -18,6 +18,11 @@
 //!    own verifier limits; see [`crate::fb`]), then renamed over the index
 //!    and the directory synced: at every moment there is a complete index
 //!    (SPK deletes the old index before renaming, leaving a moment with none);
+//!    the old index keeps a hidden second name ([`RETIRED_PREFIX`]) so that
+//!    it is freed by the next run, beside that run's work, and not by this
+//!    one after its index is in place (freeing a 90 MB file here costs about
+//!    20 ms: its page cache, and the filesystem's discard of its blocks,
+//!    which this disk does synchronously);
 //! 6. "index completed" is sent. A reporter that fails is recorded and
 //!    reported in the summary; it never stops or corrupts the run.
 
@@ -43,6 +48,10 @@ use crate::walk::{self, ProgressFn, ReadHook, Want};
 pub const INDEX_FILE_NAME: &str = "index_v1.fb";
 /// The prefix of the temp file a run writes before renaming it in (SPK's).
 pub const TEMP_PREFIX: &str = "index_v1.fb_being_generated_";
+/// The prefix of the hidden name an index replaced by a run keeps until the
+/// next run removes it (see the module docs). Readers that still have the
+/// old index open read it as before; nothing else uses the name.
+pub const RETIRED_PREFIX: &str = ".index_v1.fb_retired_";
 
 /// Where a repository's index lives.
 pub fn index_dir(root: &Path) -> PathBuf {
@@ -272,7 +281,19 @@ pub fn run_index(
         failures: Mutex::new(Vec::new()),
     };
     let period = Duration::from_millis(cfg.update_event_send_freq_ms.max(1));
+    // Listed now, so that the index this run retires is left for the next.
+    let retired = retired_files(&dir);
     let result = std::thread::scope(|s| {
+        // Indexes retired by earlier runs are freed beside the work.
+        s.spawn(move || {
+            for path in retired {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!("could not remove {}: {e}", path.display());
+                    }
+                }
+            }
+        });
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let status = &status;
         // "index started" goes out beside the work: neither generation nor
@@ -327,6 +348,17 @@ fn remove_stale_temps(dir: &Path) {
     }
 }
 
+/// The old indexes that earlier runs left to be freed ([`RETIRED_PREFIX`]).
+fn retired_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(RETIRED_PREFIX))
+        .map(|e| e.path())
+        .collect()
+}
+
 /// What to re-read of each named package.
 fn targets(updates: &[PkgIdent]) -> BTreeMap<String, Want> {
     let mut t: BTreeMap<String, Want> = BTreeMap::new();
@@ -361,13 +393,7 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
     let (mode, old) = if req.updates.is_empty() {
         (IndexMode::Full, None)
     } else {
-        // An index whose package names cannot all be read cannot say
-        // which packages to keep: it is regenerated.
-        let opened = IndexFile::open(&index_path).and_then(|i| match i.try_package_names() {
-            Ok(_) => Ok(i),
-            Err(e) => Err(e),
-        });
-        match opened {
+        match IndexFile::open(&index_path) {
             Ok(i) => (IndexMode::Update, Some(i)),
             Err(fb::FbError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
@@ -381,14 +407,24 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
             }
         }
     };
+    // An index whose package names cannot all be read cannot say which
+    // packages to keep: it is regenerated.
+    let (mode, old_names) = match old.as_ref().map(IndexFile::try_package_names) {
+        None => (mode, None),
+        Some(Ok(names)) => (mode, Some(names)),
+        Some(Err(e)) => {
+            tracing::warn!("{e}; generating a full index instead of an update");
+            (IndexMode::FullUnreadableIndex(e.to_string()), None)
+        }
+    };
 
     let t_read = Instant::now();
-    let (parts, global_vars, problems, updated, kept) = match &old {
-        None => {
+    let (parts, global_vars, problems, updated, kept) = match (&old, old_names) {
+        (Some(old), Some(names)) => update(req, repo, old, names)?,
+        _ => {
             let (parts, gv, problems) = full(repo, hook, progress)?;
             (parts, gv, problems, Vec::new(), 0)
         }
-        Some(old) => update(req, repo, old)?,
     };
     tracing::debug!("read the repository in {:?}", t_read.elapsed());
     for p in &problems {
@@ -406,8 +442,8 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
         source,
     })?;
     tracing::debug!("encoded {} bytes in {:?}", assembled.len(), t.elapsed());
-    // Counted from the parts: fresh ones from the model, copied ones from
-    // their bytes.
+    // Counted from the parts: fresh ones from the model, copied ones by
+    // the old file's directory.
     let counts = assembled.counts;
     // Copied packages are written straight from the old file's map.
     let index_bytes = install(dir, &index_path, &assembled, req.pause_before_rename)?;
@@ -522,16 +558,20 @@ type Updated<'a> = (
 /// would panic on) is re-read from the repository instead, with a warning,
 /// rather than carried forward or failing the update.
 ///
-/// Targets are read and encoded [`TASK_PACKAGES`] at a time in tasks that
-/// run side by side, as in a full generation, so an update of thousands of
-/// packages (an Indexer working off a backlog) keeps both cores busy and
-/// holds only the models of the tasks running, not all of them.
+/// The packages kept are checked (the crc32 of each blob to be copied)
+/// while the targets are read, side by side. Targets are read and encoded
+/// [`TASK_PACKAGES`] at a time in tasks that run side by side, as in a full
+/// generation, so an update of thousands of packages (an Indexer working
+/// off a backlog) keeps both cores busy and holds only the models of the
+/// tasks running, not all of them.
 fn update<'a>(
     req: &IndexRequest,
     repo: &SpfsRepo,
     old: &'a IndexFile,
+    names: Vec<&'a str>,
 ) -> Result<Updated<'a>, IndexError> {
-    let mut targets = targets(&req.updates);
+    use rayon::prelude::*;
+    let targets = targets(&req.updates);
     let updated: Vec<String> = req
         .updates
         .iter()
@@ -540,41 +580,92 @@ fn update<'a>(
             None => u.name.to_string(),
         })
         .collect();
+    // Packages with version targets are decoded later, task by task, to
+    // keep their other versions.
+    let with_versions: BTreeMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(targets.get(**n), Some(Want::Versions(_))))
+        .map(|(i, n)| (*n, i))
+        .collect();
     // Old packages: copied byte for byte (a file we wrote), or decoded to
-    // be encoded again (a file SPK wrote). Packages with version targets
-    // are decoded later, chunk by chunk, to keep their other versions.
-    let mut parts: Vec<(String, PackagePart)> = Vec::new();
-    let mut with_versions: BTreeMap<String, usize> = BTreeMap::new();
-    let mut kept = 0;
+    // be encoded again (a file SPK wrote); `Err` for one SPK could not use.
+    let keep_old = || -> Vec<(&'a str, Result<PackagePart<'a>, fb::FbError>)> {
+        names
+            .par_iter()
+            .enumerate()
+            .with_min_len(64)
+            .filter(|(_, name)| !targets.contains_key(**name))
+            .filter_map(|(i, &name)| {
+                let part = match old.raw_package(i) {
+                    Some(raw) => Some(Ok(PackagePart::Raw(raw))),
+                    None => old.package_at(i).map(|r| r.map(PackagePart::Fresh)),
+                };
+                part.map(|p| (name, p))
+            })
+            .collect()
+    };
+    let wanted: Vec<(String, Want)> = targets
+        .iter()
+        .map(|(n, w)| (n.clone(), w.clone()))
+        .collect();
+    let (old_parts, tasks) = rayon::join(keep_old, || {
+        read_targets(req, repo, old, &with_versions, &wanted)
+    });
+    let mut tasks = tasks?;
+    let mut parts: Vec<(String, PackagePart)> = Vec::with_capacity(old_parts.len() + wanted.len());
     let mut reread = Vec::new();
-    for (i, name) in old.package_names().into_iter().enumerate() {
-        match targets.get(name) {
-            Some(Want::All) => continue,
-            Some(Want::Versions(_)) => {
-                with_versions.insert(name.to_string(), i);
-                continue;
-            }
-            None => {}
-        }
-        let part = match old.raw_package(i) {
-            Some(raw) => Some(Ok(PackagePart::Raw(raw))),
-            None => old.package_at(i).map(|r| r.map(PackagePart::Fresh)),
-        };
+    for (name, part) in old_parts {
         match part {
-            Some(Ok(part)) => {
-                kept += 1;
-                parts.push((name.to_string(), part));
-            }
-            Some(Err(e)) => {
+            Ok(part) => parts.push((name.to_string(), part)),
+            Err(e) => {
                 tracing::warn!("{e}; re-reading package {name} from the repository instead");
-                reread.push(name.to_string());
+                reread.push((name.to_string(), Want::All));
             }
-            None => {}
         }
     }
-    for name in reread {
-        targets.insert(name, Want::All);
+    let kept = parts.len() as u64;
+    if !reread.is_empty() {
+        tasks.extend(read_targets(req, repo, old, &with_versions, &reread)?);
     }
+    let mut vars = Vec::new();
+    let mut problems = Vec::new();
+    for (encoded, v, probs) in tasks {
+        parts.extend(encoded);
+        vars.extend(v);
+        problems.extend(probs);
+    }
+    parts.sort_by(|a, b| a.0.cmp(&b.0));
+    // Global vars only grow under an update, as with SPK: values seen only
+    // in builds not re-read cannot be known to be gone without reading
+    // them. A full generation recomputes them.
+    let names: BTreeSet<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+    let mut gv = old.global_vars();
+    walk::add_global_vars(&mut gv, vars, &names);
+    let parts = parts.into_iter().map(|(_, p)| p).collect();
+    Ok((parts, gv, problems, updated, kept))
+}
+
+/// What one task of [`read_targets`] made: packages encoded (by name), the
+/// vars their builds hold, and the specs skipped.
+type TaskResult = (
+    Vec<(String, PackagePart<'static>)>,
+    Vec<(String, String)>,
+    Vec<SpecProblem>,
+);
+
+/// Reads the `wanted` packages or versions of an update from the
+/// repository, [`TASK_PACKAGES`] at a time, and encodes each package: of a
+/// package with version targets (`with_versions`: its position in the
+/// old index), the other versions are kept from the old index. A package
+/// no longer in the repository, and one left without versions, is gone.
+fn read_targets(
+    req: &IndexRequest,
+    repo: &SpfsRepo,
+    old: &IndexFile,
+    with_versions: &BTreeMap<&str, usize>,
+    wanted: &[(String, Want)],
+) -> Result<Vec<TaskResult>, IndexError> {
     // The old package of a version target: its other versions are kept.
     let old_versions =
         |name: &str, vs: &[crate::indexed::Version]| -> Option<Result<Vec<_>, String>> {
@@ -588,14 +679,17 @@ fn update<'a>(
                 Err(e) => Err(e.to_string()),
             })
         };
-    let in_repo: BTreeSet<String> = repo.package_names()?.into_iter().collect();
-    let wanted: Vec<(String, Want)> = targets
+    let in_repo: Vec<bool> = wanted
         .iter()
-        .map(|(n, w)| (n.clone(), w.clone()))
+        .map(|(name, _)| repo.has_package(name))
+        .collect::<Result<_, _>>()?;
+    let in_repo: BTreeSet<&str> = wanted
+        .iter()
+        .zip(in_repo)
+        .filter(|(_, has)| *has)
+        .map(|((n, _), _)| n.as_str())
         .collect();
-    let mut vars = Vec::new();
-    let mut problems = Vec::new();
-    let tasks = in_tasks(&wanted, req.progress.as_ref(), |chunk| {
+    Ok(in_tasks(wanted, req.progress.as_ref(), |chunk| {
         // Versions kept from the old index, decoded now; a damaged old
         // package is read whole instead.
         let mut keep: BTreeMap<String, Vec<_>> = BTreeMap::new();
@@ -616,7 +710,7 @@ fn update<'a>(
                     None => {}
                 }
             }
-            if in_repo.contains(name) {
+            if in_repo.contains(name.as_str()) {
                 read.push((name.clone(), want));
             }
         }
@@ -640,21 +734,7 @@ fn update<'a>(
             .map(|(name, p)| (name, PackagePart::Encoded(fb::encode_package(&p))))
             .collect();
         (encoded, walked.vars, walked.problems)
-    });
-    for (encoded, v, probs) in tasks {
-        parts.extend(encoded);
-        vars.extend(v);
-        problems.extend(probs);
-    }
-    parts.sort_by(|a, b| a.0.cmp(&b.0));
-    // Global vars only grow under an update, as with SPK: values seen only
-    // in builds not re-read cannot be known to be gone without reading
-    // them. A full generation recomputes them.
-    let names: BTreeSet<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
-    let mut gv = old.global_vars();
-    walk::add_global_vars(&mut gv, vars, &names);
-    let parts = parts.into_iter().map(|(_, p)| p).collect();
-    Ok((parts, gv, problems, updated, kept))
+    }))
 }
 
 /// How many bytes are written between two flushes to the disk while the
@@ -778,7 +858,31 @@ fn install(
         tracing::warn!("test hook: pausing {p:?} before renaming the new index in");
         std::thread::sleep(p);
     }
-    std::fs::rename(&tmp, index_path).map_err(|e| cleanup(werr(index_path)(e)))?;
+    // The old index keeps a second name, so that renaming over it does not
+    // free it (the next run does). Without it (no old index, or a
+    // filesystem without hard links) the rename frees it, as before.
+    let retired = dir.join(format!(
+        "{RETIRED_PREFIX}{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    let retired = match std::fs::hard_link(index_path, &retired) {
+        Ok(()) => Some(retired),
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::debug!("the old index is freed now: no second name for it ({e})");
+            }
+            None
+        }
+    };
+    if let Err(e) = std::fs::rename(&tmp, index_path) {
+        if let Some(r) = &retired {
+            // A second name of the index still in place: removing it frees
+            // nothing.
+            let _ = std::fs::remove_file(r);
+        }
+        return Err(cleanup(werr(index_path)(e)));
+    }
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(werr(dir))?;

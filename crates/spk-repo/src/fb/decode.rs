@@ -51,12 +51,14 @@ impl Deref for Bytes {
     }
 }
 
-/// One blob of the directory: `[start, end)` and the crc32 of those bytes.
+/// One blob of the directory: `[start, end)`, the crc32 of those bytes and
+/// the package's counts.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     start: usize,
     end: usize,
     crc: u32,
+    counts: IndexCounts,
 }
 
 /// An index file. Opening checks the root table, the packages vector's
@@ -101,12 +103,10 @@ pub struct RawPackage<'a> {
     name: &'a str,
     bytes: &'a [u8],
     crc: u32,
+    counts: IndexCounts,
     /// The whole file the bytes are in, and where they start in it.
     file_bytes: &'a [u8],
     start: usize,
-    /// Where it came from, for messages.
-    file: Option<&'a Path>,
-    index: usize,
 }
 
 impl<'a> RawPackage<'a> {
@@ -128,20 +128,10 @@ impl<'a> RawPackage<'a> {
         (self.file_bytes, self.start)
     }
 
-    /// Versions, builds and deprecated builds, read by a walk of the blob
-    /// through the FlatBuffers `Verifier` (bounds-checked, and verifying the
-    /// tables it passes): not a full verification, which the blob had when
-    /// it was made.
-    pub fn counts(&self) -> Result<IndexCounts, FbError> {
-        count_blob(self.bytes).map_err(|e| FbError::Damaged {
-            path: self.file.map(Path::to_path_buf),
-            index: self.index,
-            name: Some(self.name.to_string()),
-            problem: format!(
-                "matches its crc32 but cannot be walked ({})",
-                super::one_line(&e)
-            ),
-        })
+    /// Versions, builds and deprecated builds, as the directory recorded
+    /// them when the blob was encoded (the directory's own crc32 matched).
+    pub fn counts(&self) -> IndexCounts {
+        self.counts
     }
 }
 
@@ -164,52 +154,6 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
 /// Where a uoffset at `pos` points (the verifier checks the uoffset).
 fn follow(v: &mut Verifier<'_, '_>, pos: usize) -> Result<usize, InvalidFlatbuffer> {
     Ok(pos.saturating_add(v.get_uoffset(pos)? as usize))
-}
-
-/// The table positions of the vector of tables whose uoffset is at `slot`,
-/// the vector's bounds verified.
-fn table_positions(v: &mut Verifier<'_, '_>, slot: usize) -> Result<Vec<usize>, InvalidFlatbuffer> {
-    let vector = follow(v, slot)?;
-    <Vector<'_, u32>>::run_verifier(v, vector)?;
-    let n = v.get_uoffset(vector)? as usize;
-    (0..n).map(|k| follow(v, vector + 4 + 4 * k)).collect()
-}
-
-/// Versions, builds and deprecated builds of a package blob, through the
-/// verifier's checked getters: each table passed is verified as a table
-/// (vtable and bounds), the fields read are checked where they are read.
-fn count_blob(blob: &[u8]) -> Result<IndexCounts, InvalidFlatbuffer> {
-    let opts = verifier_options();
-    let mut v = Verifier::new(&opts, blob);
-    let mut c = IndexCounts {
-        packages: 1,
-        ..IndexCounts::default()
-    };
-    let package = follow(&mut v, 0)?;
-    let mut p = v.visit_table(package)?;
-    if let Some(slot) = p.deref(fbs::PackageIndex::VT_VERSIONS)? {
-        let v = p.verifier();
-        for version in table_positions(v, slot)? {
-            c.versions += 1;
-            let mut vt = v.visit_table(version)?;
-            if let Some(slot) = vt.deref(fbs::VersionIndex::VT_BUILDS)? {
-                let v = vt.verifier();
-                for build in table_positions(v, slot)? {
-                    c.builds += 1;
-                    let mut b = v.visit_table(build)?;
-                    if let Some(at) = b.deref(fbs::BuildIndex::VT_IS_DEPRECATED)? {
-                        if b.verifier().get_u8(at)? != 0 {
-                            c.deprecated += 1;
-                        }
-                    }
-                    b.finish();
-                }
-            }
-            vt.finish();
-        }
-    }
-    p.finish();
-    Ok(c)
 }
 
 /// What the shallow verification at open found.
@@ -672,10 +616,9 @@ impl IndexFile {
                 name,
                 bytes,
                 crc,
+                counts: self.directory.as_ref()?.get(i)?.counts,
                 file_bytes: &self.bytes,
                 start: self.directory.as_ref()?.get(i)?.start,
-                file: self.path.as_deref(),
-                index: i,
             }),
             Err(e) => {
                 tracing::warn!("{e}; the package will not be copied as it is");
@@ -717,7 +660,7 @@ pub fn check(bytes: &[u8]) -> Result<(), FbError> {
 /// shape only (entries in order, 8-aligned, inside the file, not
 /// overlapping each other or the directory); each blob is checked when it
 /// is used ([`IndexFile::raw_package`]). `None` when absent (SPK's files,
-/// or our older `SPKTBLB1` ones) or not consistent.
+/// or ours of an earlier directory format) or not consistent.
 fn read_directory(bytes: &[u8], elements: usize, n: usize) -> Option<Vec<Entry>> {
     if n == 0 {
         return None;
@@ -729,10 +672,20 @@ fn read_directory(bytes: &[u8], elements: usize, n: usize) -> Option<Vec<Entry>>
     let table = dir + DIRECTORY_HEADER;
     let mut entries = Vec::with_capacity(n);
     let mut floor = table.checked_add(DIRECTORY_ENTRY.checked_mul(n)?)?;
+    if crc32fast::hash(bytes.get(table..floor)?) != u32_at(bytes, dir + 12)? as u32 {
+        tracing::debug!("index blob directory does not match its crc32");
+        return None;
+    }
     for i in 0..n {
         let at = table + DIRECTORY_ENTRY * i;
         let (start, end) = (u32_at(bytes, at)?, u32_at(bytes, at + 4)?);
         let crc = u32_at(bytes, at + 8)? as u32;
+        let counts = IndexCounts {
+            packages: 1,
+            versions: u32_at(bytes, at + 12)? as u64,
+            builds: u32_at(bytes, at + 16)? as u64,
+            deprecated: u32_at(bytes, at + 20)? as u64,
+        };
         let ok = start >= floor && start % 8 == 0 && end > start + 4 && end <= bytes.len();
         if !ok {
             tracing::debug!(
@@ -743,7 +696,12 @@ fn read_directory(bytes: &[u8], elements: usize, n: usize) -> Option<Vec<Entry>>
             );
             return None;
         }
-        entries.push(Entry { start, end, crc });
+        entries.push(Entry {
+            start,
+            end,
+            crc,
+            counts,
+        });
         floor = end;
     }
     Some(entries)

@@ -21,9 +21,10 @@ type TableVec<'a, T> = WIPOffset<Vector<'a, ForwardsUOffset<T>>>;
 /// builder uses for this schema (4), so blobs keep their inner alignment.
 const BLOB_ALIGN: usize = 8;
 
-/// One directory entry: `start`, `end`, `crc32`, each a u32.
-pub(super) const DIRECTORY_ENTRY: usize = 12;
-/// The directory's header: magic, count, reserved.
+/// One directory entry: `start`, `end`, `crc32`, versions, builds and
+/// deprecated builds, each a u32.
+pub(super) const DIRECTORY_ENTRY: usize = 24;
+/// The directory's header: magic, count, crc32 of the entries.
 pub(super) const DIRECTORY_HEADER: usize = 16;
 
 /// One package, encoded: a finished FlatBuffers buffer whose root is its
@@ -262,9 +263,7 @@ fn encode_with(fbb: &mut Fbb<'_>, package: &PackageIndex) -> EncodedPackage {
 ///
 /// Fresh packages are encoded and verified in parallel; a package that
 /// does not verify is an error ([`FbError::Encode`]) and nothing is made.
-/// Copied packages are counted from their bytes (a bounds-checked walk of
-/// their versions and builds; [`FbError::Damaged`] if that fails, which
-/// their matching crc32 makes all but impossible).
+/// Copied packages are counted by the old file's directory.
 ///
 /// Names must be unique; a duplicate would make SPK's binary search return
 /// either entry, so only the last part given for a name is kept (with a
@@ -283,7 +282,7 @@ pub fn assemble<'a>(
                     e.verified().map(|()| Ready::Encoded(e))
                 }
                 PackagePart::Encoded(e) => e.verified().map(|()| Ready::Encoded(e)),
-                PackagePart::Raw(r) => r.counts().map(|c| Ready::Raw(r, c)),
+                PackagePart::Raw(r) => Ok(Ready::Raw(r, r.counts())),
             },
         )
         .collect::<Result<_, _>>()?;
@@ -301,7 +300,14 @@ pub fn assemble<'a>(
     for b in &blobs {
         counts.add(b.counts());
     }
-    let placed: Vec<(&[u8], u32)> = blobs.iter().map(|b| (b.bytes(), b.crc())).collect();
+    let placed: Vec<Placed<'_>> = blobs
+        .iter()
+        .map(|b| Placed {
+            bytes: b.bytes(),
+            crc: b.crc(),
+            counts: b.counts(),
+        })
+        .collect();
     let globals = encode_global_vars(global_vars)?;
     let (head, len) = layout(&placed, globals.as_deref());
     Ok(Assembled {
@@ -393,7 +399,20 @@ fn off32(n: usize) -> u32 {
 /// blob, then the package blobs, one after the other at 8-aligned
 /// positions. Returns the bytes up to the first package blob (all of the
 /// file when there is none) and the file's length.
-fn layout(packages: &[(&[u8], u32)], globals: Option<&[u8]>) -> (Vec<u8>, usize) {
+/// A package blob to be placed, with what its directory entry records.
+struct Placed<'a> {
+    bytes: &'a [u8],
+    crc: u32,
+    counts: IndexCounts,
+}
+
+/// A count as the directory's u32: the index has far fewer than 4 billion
+/// versions or builds (a build takes more than one byte), so this holds.
+fn count32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or_else(|_| panic!("a package with {n} versions or builds"))
+}
+
+fn layout(packages: &[Placed<'_>], globals: Option<&[u8]>) -> (Vec<u8>, usize) {
     let n = packages.len();
     let has_pkgs = n > 0;
     let has_globals = globals.is_some();
@@ -433,9 +452,9 @@ fn layout(packages: &[(&[u8], u32)], globals: Option<&[u8]>) -> (Vec<u8>, usize)
         cursor = align_up(cursor + g.len(), BLOB_ALIGN);
     }
     let mut starts = Vec::with_capacity(n);
-    for (p, _) in packages {
+    for p in packages {
         starts.push(cursor);
-        cursor = align_up(cursor + p.len(), BLOB_ALIGN);
+        cursor = align_up(cursor + p.bytes.len(), BLOB_ALIGN);
     }
     let total = cursor;
     let head_len = starts.first().copied().unwrap_or(total);
@@ -458,14 +477,20 @@ fn layout(packages: &[(&[u8], u32)], globals: Option<&[u8]>) -> (Vec<u8>, usize)
         put_u32(&mut out, vec_pos, off32(n));
         out[dir_pos..dir_pos + 8].copy_from_slice(DIRECTORY_MAGIC);
         put_u32(&mut out, dir_pos + 8, off32(n));
-        for (i, (&(p, crc), &start)) in packages.iter().zip(&starts).enumerate() {
+        for (i, (p, &start)) in packages.iter().zip(&starts).enumerate() {
             let slot = vec_pos + 4 + 4 * i;
-            put_u32(&mut out, slot, off32(start + blob_root(p) - slot));
+            put_u32(&mut out, slot, off32(start + blob_root(p.bytes) - slot));
             let d = dir_pos + DIRECTORY_HEADER + DIRECTORY_ENTRY * i;
             put_u32(&mut out, d, off32(start));
-            put_u32(&mut out, d + 4, off32(start + p.len()));
-            put_u32(&mut out, d + 8, crc);
+            put_u32(&mut out, d + 4, off32(start + p.bytes.len()));
+            put_u32(&mut out, d + 8, p.crc);
+            put_u32(&mut out, d + 12, count32(p.counts.versions));
+            put_u32(&mut out, d + 16, count32(p.counts.builds));
+            put_u32(&mut out, d + 20, count32(p.counts.deprecated));
         }
+        let entries = dir_pos + DIRECTORY_HEADER..dir_end;
+        let crc = crc32fast::hash(&out[entries]);
+        put_u32(&mut out, dir_pos + 12, crc);
     }
     if let Some(g) = globals {
         put_u32(

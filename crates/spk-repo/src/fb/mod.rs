@@ -20,8 +20,9 @@
 //!        is left out, as SPK does: its default is 1)
 //!        packages vector: n uoffsets, one per package blob
 //! D      (8-aligned, referenced by nothing) directory:
-//!        "SPKTBLB2", n: u32, 0: u32 (reserved),
-//!        then n × (start: u32, end: u32, crc32 of the blob's bytes: u32)
+//!        "SPKTBLB3", n: u32, crc32 of the n entries: u32,
+//!        then n × (start: u32, end: u32, crc32 of the blob's bytes: u32,
+//!                  versions: u32, builds: u32, deprecated builds: u32)
 //!        global vars: a blob of its own
 //!        package blobs, each at an 8-aligned position, sorted by name
 //! ```
@@ -40,10 +41,10 @@
 //! 8-aligned position keeps every alignment relative to the file start.
 //!
 //! The directory is how a later update finds the blobs of a file *we*
-//! wrote; FlatBuffers readers (SPK, flatc) never look at bytes nothing
-//! points to. A file without it (SPK's own, or one written with the first
-//! directory format `SPKTBLB1`, which had no checksums) is simply decoded
-//! and re-encoded.
+//! wrote, and their counts (for its summary) without walking them;
+//! FlatBuffers readers (SPK, flatc) never look at bytes nothing points to.
+//! A file without it (SPK's own, or one written with an earlier directory
+//! format) is simply decoded and re-encoded.
 //!
 //! # Verification: each blob once, when it is made
 //!
@@ -158,9 +159,12 @@ pub use encode::{assemble, encode, encode_package, Assembled, EncodedPackage, Pa
 /// The schema version SPK 0.44.0 reads (`index_v1.fb`).
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// The 8 bytes that start the blob directory of a file we wrote (the `2`:
-/// entries carry a crc32; `SPKTBLB1` directories had none and are ignored).
-pub const DIRECTORY_MAGIC: &[u8; 8] = b"SPKTBLB2";
+/// The 8 bytes that start the blob directory of a file we wrote (the `3`:
+/// entries carry a crc32 and the package's counts, and the header the
+/// crc32 of the entries; directories of the earlier formats `SPKTBLB1`,
+/// without checksums, and `SPKTBLB2`, without counts, are ignored, so such
+/// a file is decoded and encoded again once).
+pub const DIRECTORY_MAGIC: &[u8; 8] = b"SPKTBLB3";
 
 /// Files this large or larger are verified whole, as SPK does, when opened
 /// and before they are installed: below it, FlatBuffers' global limits

@@ -1279,18 +1279,63 @@ fn reencode_file() {
 /// The directory of a file we wrote: `(start, end, crc)` of each blob,
 /// read straight from the bytes.
 fn directory_entries(bytes: &[u8]) -> Vec<(usize, usize, u32)> {
+    directory_counts(bytes)
+        .into_iter()
+        .map(|(start, end, crc, _)| (start, end, crc))
+        .collect()
+}
+
+/// The directory of a file we wrote, read straight from the bytes (header
+/// 16 bytes, entries 24): `(start, end, crc, [versions, builds,
+/// deprecated])` of each blob, after checking the entries' crc32 in the
+/// header.
+fn directory_counts(bytes: &[u8]) -> Vec<(usize, usize, u32, [u32; 3])> {
     let at = bytes
         .windows(8)
         .position(|w| w == DIRECTORY_MAGIC)
         .expect("a directory");
     let u32_at = |p: usize| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap());
     let n = u32_at(at + 8) as usize;
+    let entries = at + 16..at + 16 + 24 * n;
+    assert_eq!(u32_at(at + 12), crc32fast::hash(&bytes[entries]));
     (0..n)
         .map(|i| {
-            let e = at + 16 + 12 * i;
-            (u32_at(e) as usize, u32_at(e + 4) as usize, u32_at(e + 8))
+            let e = at + 16 + 24 * i;
+            (
+                u32_at(e) as usize,
+                u32_at(e + 4) as usize,
+                u32_at(e + 8),
+                [u32_at(e + 12), u32_at(e + 16), u32_at(e + 20)],
+            )
         })
         .collect()
+}
+
+#[test]
+fn the_directory_records_each_packages_counts_under_its_crc32() {
+    let model = every_variant();
+    let bytes = encode(&model);
+    let entries = directory_counts(&bytes);
+    assert_eq!(entries.len(), model.packages.len());
+    for (p, &(_, _, _, counts)) in model.packages.iter().zip(&entries) {
+        let c = IndexCounts::of(p);
+        assert_eq!(
+            counts,
+            [c.versions, c.builds, c.deprecated].map(|n| n as u32),
+            "{}",
+            p.name
+        );
+    }
+    assert!(entries.iter().any(|e| e.3[2] > 0), "a deprecated build");
+    // A count changed after writing: the directory no longer matches its
+    // crc32 and is not used (the file reads the same, decoded).
+    let at = bytes.windows(8).position(|w| w == DIRECTORY_MAGIC).unwrap();
+    let mut damaged = bytes.clone();
+    damaged[at + 16 + 16] ^= 1;
+    let file = IndexFile::from_bytes(damaged).unwrap();
+    assert!(!file.has_directory());
+    assert!(file.raw_package(0).is_none());
+    assert_eq!(file.decode().unwrap(), model);
 }
 
 /// Position of the `i`-th package's table in an index file (through the
@@ -1336,18 +1381,20 @@ fn the_directory_records_a_crc32_per_blob() {
 }
 
 #[test]
-fn first_format_directories_are_no_directory() {
+fn earlier_format_directories_are_no_directory() {
     let model = every_variant();
-    let mut bytes = encode(&model);
-    let at = bytes.windows(8).position(|w| w == DIRECTORY_MAGIC).unwrap();
-    bytes[at..at + 8].copy_from_slice(b"SPKTBLB1");
-    let file = IndexFile::from_bytes(bytes).unwrap();
-    assert!(!file.has_directory());
-    assert!(file.raw_package(0).is_none());
-    assert_eq!(file.decode().unwrap(), model);
-    // Not what this tool installs.
-    let err = file.check_written().unwrap_err();
-    assert!(matches!(err, FbError::Layout { .. }), "{err}");
+    for magic in [b"SPKTBLB1", b"SPKTBLB2"] {
+        let mut bytes = encode(&model);
+        let at = bytes.windows(8).position(|w| w == DIRECTORY_MAGIC).unwrap();
+        bytes[at..at + 8].copy_from_slice(magic);
+        let file = IndexFile::from_bytes(bytes).unwrap();
+        assert!(!file.has_directory());
+        assert!(file.raw_package(0).is_none());
+        assert_eq!(file.decode().unwrap(), model);
+        // Not what this tool installs.
+        let err = file.check_written().unwrap_err();
+        assert!(matches!(err, FbError::Layout { .. }), "{err}");
+    }
 }
 
 #[test]
@@ -1633,11 +1680,11 @@ fn counts_come_from_the_parts() {
     assert_eq!(assembled.counts, expected(&model));
     assert_eq!(assembled.counts.deprecated, before.deprecated + 1);
     assert_eq!(assembled.counts.packages, 3);
-    // Copied parts are counted from their bytes.
+    // Copied parts are counted by the old file's directory.
     let old = IndexFile::from_bytes(assembled.to_bytes()).unwrap();
     for i in 0..old.len() {
         assert_eq!(
-            old.raw_package(i).unwrap().counts().unwrap(),
+            old.raw_package(i).unwrap().counts(),
             IndexCounts::of(&model.packages[i])
         );
     }
@@ -1751,6 +1798,76 @@ fn an_update_of_an_index_without_directory_reencodes_it() {
     let summary = update(&req, "gamma");
     assert_eq!(summary.kept, 2);
     assert_eq!(std::fs::read(&path).unwrap(), full_bytes);
+}
+
+/// The old indexes left aside in `root`'s index directory, sorted.
+fn retired(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(crate::generate::index_dir(root))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(crate::generate::RETIRED_PREFIX)
+        })
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_replaced_index_is_kept_aside_until_the_next_run_frees_it() {
+    use std::os::unix::fs::MetadataExt;
+    let (d, req) = indexed_repo();
+    let path = crate::index_path(d.path());
+    // The first run replaced nothing.
+    assert!(retired(d.path()).is_empty());
+    let first = std::fs::read(&path).unwrap();
+    let first_ino = std::fs::metadata(&path).unwrap().ino();
+    // A reader that opened the index before the update.
+    let reader = IndexFile::open(&path).unwrap();
+    update(&req, "beta");
+    let aside = retired(d.path());
+    assert_eq!(aside.len(), 1);
+    // The very file that was replaced, not a copy; the index has one name.
+    assert_eq!(std::fs::metadata(&aside[0]).unwrap().ino(), first_ino);
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), first);
+    assert_eq!(std::fs::metadata(&path).unwrap().nlink(), 1);
+    assert_ne!(std::fs::metadata(&path).unwrap().ino(), first_ino);
+    // The next run frees it and leaves the index it replaces aside.
+    let second_ino = std::fs::metadata(&path).unwrap().ino();
+    update(&req, "gamma");
+    let now = retired(d.path());
+    assert_eq!(now.len(), 1);
+    assert_ne!(now, aside);
+    assert!(!aside[0].exists());
+    assert_eq!(std::fs::metadata(&now[0]).unwrap().ino(), second_ino);
+    // The early reader still reads what it opened.
+    assert_eq!(reader.bytes(), &first[..]);
+    assert_eq!(
+        reader.decode().unwrap(),
+        IndexFile::from_bytes(first).unwrap().decode().unwrap()
+    );
+}
+
+#[test]
+fn a_second_name_of_the_live_index_left_by_a_killed_run_is_only_a_name() {
+    // Killed between naming the old index aside and renaming the new one
+    // in: the name aside is the live index's. The next run removes the
+    // name; the index stays.
+    let (d, req) = indexed_repo();
+    let path = crate::index_path(d.path());
+    let dir = crate::generate::index_dir(d.path());
+    let aside = dir.join(format!("{}1_2", crate::generate::RETIRED_PREFIX));
+    std::fs::hard_link(&path, &aside).unwrap();
+    let before = IndexFile::open(&path).unwrap().decode().unwrap();
+    update(&req, "beta");
+    assert!(!aside.exists());
+    let file = IndexFile::open(&path).unwrap();
+    file.check_written().unwrap();
+    assert_eq!(file.decode().unwrap(), before);
+    assert_eq!(retired(d.path()).len(), 1);
 }
 
 /// Occurrences of `needle` in `hay`.

@@ -231,6 +231,20 @@ impl SpfsRepo {
         Ok(names)
     }
 
+    /// Whether [`SpfsRepo::package_names`] would list `name`, found without
+    /// listing every package (an update of a few packages of many).
+    pub fn has_package(&self, name: &str) -> Result<bool, SpfsError> {
+        if !is_package_name(name) || name.starts_with('.') || name.ends_with(NAMESPACE_MARKER) {
+            return Ok(false);
+        }
+        let dir = self.tags.join("spk/spec").join(name);
+        match fs::metadata(&dir) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(SpfsError::io(&dir, e)),
+        }
+    }
+
     /// The versions of `name`: version folders under
     /// `tags/spk/spec/<name>/`, and recipe tags `<version>.tag` with no
     /// folder (SPK lists both), sorted by folder name. Versions are not

@@ -50,6 +50,32 @@ fn a_written_repository_lists_back() {
 
     let r = SpfsRepo::open(w.root()).unwrap();
     assert_eq!(r.package_names().unwrap(), ["openssl", "zlib"]);
+    // has_package answers as the listing does, without listing.
+    std::fs::create_dir_all(tags.join("team#ns")).unwrap();
+    std::fs::create_dir_all(tags.join(".hidden")).unwrap();
+    std::fs::write(tags.join("afile"), b"").unwrap();
+    std::fs::write(tags.join("afile.tag"), b"").unwrap();
+    std::os::unix::fs::symlink(tags.join("zlib"), tags.join("linked")).unwrap();
+    std::os::unix::fs::symlink(tags.join("gone"), tags.join("dangling")).unwrap();
+    let listed = r.package_names().unwrap();
+    assert_eq!(listed, ["linked", "openssl", "zlib"]);
+    for name in [
+        "openssl",
+        "zlib",
+        "linked",
+        "dangling",
+        "afile",
+        "team#ns",
+        ".hidden",
+        "Not_A_Package",
+        "nope",
+        "",
+        "..",
+        "zlib/1.2.13",
+    ] {
+        let listed = listed.iter().any(|n| n == name);
+        assert_eq!(r.has_package(name).unwrap(), listed, "{name:?}");
+    }
     let versions = r.versions("zlib").unwrap();
     let folders: Vec<(&str, &str, bool)> = versions
         .iter()
