@@ -7,7 +7,7 @@
 //!   the component tags (`find | xargs cat`, the reading any indexer must
 //!   do, done serially by the kernel's fastest path);
 //! - full generation, with its peak RSS (GNU time's %M);
-//! - `--update` of one package;
+//! - `--update` of one package (at least 15 runs);
 //! - `spk repo ls --repo DIR <package>` from the index, whole process;
 //! - the index file's size;
 //! - with `--with-spk`: SPK 0.44.0's own `spk repo index` on the same
@@ -24,6 +24,9 @@ use anyhow::{bail, Context, Result};
 use crate::bench_util::median;
 use crate::genrepo;
 use crate::util;
+
+const USAGE: &str =
+    "usage: cargo xtask bench index [--runs N] [--packages N --versions V --builds B] [--with-spk]";
 
 struct Opts {
     runs: usize,
@@ -47,6 +50,10 @@ fn parse(args: &[String]) -> Result<Opts> {
             o.with_spk = true;
             continue;
         }
+        if a == "--help" || a == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
         let v: usize = it
             .next()
             .with_context(|| format!("{a} needs a number"))?
@@ -57,7 +64,7 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--packages" => o.packages = v,
             "--versions" => o.versions = v,
             "--builds" => o.builds = v,
-            other => bail!("unknown argument {other:?}; usage: cargo xtask bench index [--runs N] [--packages N --versions V --builds B] [--with-spk]"),
+            other => bail!("unknown argument {other:?}; {USAGE}"),
         }
     }
     Ok(o)
@@ -191,8 +198,9 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let (full, rss) = runs(o.runs, &spk, &config, &["repo", "index", "--repo", &r])?;
     let one = genrepo::package_name(o.packages / 2);
+    // An update takes a fraction of a second: more runs for its median.
     let (update, _) = runs(
-        o.runs,
+        o.runs.max(15),
         &spk,
         &config,
         &["repo", "index", "--repo", &r, "--update", &one],

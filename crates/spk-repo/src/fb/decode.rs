@@ -77,7 +77,7 @@ pub struct IndexFile {
     /// present; what it points to was verified deeply.
     globals_slot: Option<usize>,
     /// The blobs, for files we wrote.
-    directory: Option<Vec<Entry>>,
+    directory: Option<Directory>,
     /// Whether package names are in strictly ascending byte order (SPK's
     /// binary search needs it), found out only when a search misses.
     sorted: OnceLock<bool>,
@@ -380,14 +380,18 @@ impl IndexFile {
     /// the packages vector points at its root and that its bytes have the
     /// crc32 recorded when it was written; `None` without a directory.
     fn checked_blob(&self, i: usize) -> Option<Result<(&[u8], u32), FbError>> {
-        let e = *self.directory.as_ref()?.get(i)?;
-        let blob = &self.bytes[e.start..e.end];
         let damaged = |problem: String| FbError::Damaged {
             path: self.path.clone(),
             index: i,
             name: self.name_at(i).ok().map(str::to_string),
             problem,
         };
+        let Some(e) = self.directory?.entry(&self.bytes, i) else {
+            return Some(Err(damaged(
+                "has a directory entry that is not a place in the file".into(),
+            )));
+        };
+        let blob = &self.bytes[e.start..e.end];
         let element = self.element(i);
         // In the verified vector.
         let target = u32_at(&self.bytes, element).map(|o| element + o);
@@ -612,14 +616,18 @@ impl IndexFile {
             .checked_blob(i)?
             .and_then(|b| Ok((b, self.name_at(i)?)));
         match checked {
-            Ok(((bytes, crc), name)) => Some(RawPackage {
-                name,
-                bytes,
-                crc,
-                counts: self.directory.as_ref()?.get(i)?.counts,
-                file_bytes: &self.bytes,
-                start: self.directory.as_ref()?.get(i)?.start,
-            }),
+            Ok(((bytes, crc), name)) => {
+                // Checked by checked_blob.
+                let e = self.directory?.entry(&self.bytes, i)?;
+                Some(RawPackage {
+                    name,
+                    bytes,
+                    crc,
+                    counts: e.counts,
+                    file_bytes: &self.bytes,
+                    start: e.start,
+                })
+            }
             Err(e) => {
                 tracing::warn!("{e}; the package will not be copied as it is");
                 None
@@ -656,12 +664,13 @@ pub fn check(bytes: &[u8]) -> Result<(), FbError> {
         })
 }
 
-/// The blob directory after the packages vector of a file we wrote: its
-/// shape only (entries in order, 8-aligned, inside the file, not
-/// overlapping each other or the directory); each blob is checked when it
-/// is used ([`IndexFile::raw_package`]). `None` when absent (SPK's files,
-/// or ours of an earlier directory format) or not consistent.
-fn read_directory(bytes: &[u8], elements: usize, n: usize) -> Option<Vec<Entry>> {
+/// The blob directory after the packages vector of a file we wrote, found
+/// by its header (magic, count, the crc32 of its entries); `None` when
+/// absent (SPK's files, or ours of an earlier directory format) or when its
+/// entries do not match their crc32. Entries are read when used
+/// ([`Directory::entry`]), not gathered at open: `ls` of one package reads
+/// one.
+fn read_directory(bytes: &[u8], elements: usize, n: usize) -> Option<Directory> {
     if n == 0 {
         return None;
     }
@@ -670,41 +679,57 @@ fn read_directory(bytes: &[u8], elements: usize, n: usize) -> Option<Vec<Entry>>
         return None;
     }
     let table = dir + DIRECTORY_HEADER;
-    let mut entries = Vec::with_capacity(n);
-    let mut floor = table.checked_add(DIRECTORY_ENTRY.checked_mul(n)?)?;
-    if crc32fast::hash(bytes.get(table..floor)?) != u32_at(bytes, dir + 12)? as u32 {
+    let end = table.checked_add(DIRECTORY_ENTRY.checked_mul(n)?)?;
+    if crc32fast::hash(bytes.get(table..end)?) != u32_at(bytes, dir + 12)? as u32 {
         tracing::debug!("index blob directory does not match its crc32");
         return None;
     }
-    for i in 0..n {
-        let at = table + DIRECTORY_ENTRY * i;
-        let (start, end) = (u32_at(bytes, at)?, u32_at(bytes, at + 4)?);
-        let crc = u32_at(bytes, at + 8)? as u32;
-        let counts = IndexCounts {
-            packages: 1,
-            versions: u32_at(bytes, at + 12)? as u64,
-            builds: u32_at(bytes, at + 16)? as u64,
-            deprecated: u32_at(bytes, at + 20)? as u64,
+    Some(Directory { table, n })
+}
+
+/// Where the directory's entries are, and how many.
+#[derive(Debug, Clone, Copy)]
+struct Directory {
+    table: usize,
+    n: usize,
+}
+
+impl Directory {
+    /// Entry `i`, if its blob is a place in the file: 8-aligned, after the
+    /// directory and after the previous entry's blob, at least a root
+    /// offset long, inside the file.
+    fn entry(&self, bytes: &[u8], i: usize) -> Option<Entry> {
+        if i >= self.n {
+            return None;
+        }
+        let at = self.table + DIRECTORY_ENTRY * i;
+        let floor = match i {
+            0 => self.table + DIRECTORY_ENTRY * self.n,
+            _ => u32_at(bytes, at - DIRECTORY_ENTRY + 4)?,
         };
+        let (start, end) = (u32_at(bytes, at)?, u32_at(bytes, at + 4)?);
         let ok = start >= floor && start % 8 == 0 && end > start + 4 && end <= bytes.len();
         if !ok {
             tracing::debug!(
                 package = i,
                 start,
                 end,
-                "index blob directory does not match the packages"
+                "index blob directory entry is not a place in the file"
             );
             return None;
         }
-        entries.push(Entry {
+        Some(Entry {
             start,
             end,
-            crc,
-            counts,
-        });
-        floor = end;
+            crc: u32_at(bytes, at + 8)? as u32,
+            counts: IndexCounts {
+                packages: 1,
+                versions: u32_at(bytes, at + 12)? as u64,
+                builds: u32_at(bytes, at + 16)? as u64,
+                deprecated: u32_at(bytes, at + 20)? as u64,
+            },
+        })
     }
-    Some(entries)
 }
 
 // ---- tables → model --------------------------------------------------------

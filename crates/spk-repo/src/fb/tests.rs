@@ -1398,6 +1398,67 @@ fn earlier_format_directories_are_no_directory() {
 }
 
 #[test]
+fn a_directory_entry_that_is_not_a_place_spoils_only_its_package() {
+    // Entries whose crc32 matches but which point where no blob can be
+    // (as a writer bug would make them): that package is damaged, read
+    // from its FlatBuffers instead of copied; the others are untouched.
+    let model = every_variant();
+    let bytes = encode(&model);
+    let dir = bytes.windows(8).position(|w| w == DIRECTORY_MAGIC).unwrap();
+    let n = directory_entries(&bytes).len();
+    assert!(n >= 3);
+    let reseal = |b: &mut Vec<u8>| {
+        let crc = crc32fast::hash(&b[dir + 16..dir + 16 + 24 * n]);
+        b[dir + 12..dir + 16].copy_from_slice(&crc.to_le_bytes());
+    };
+    let put = |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let entries = directory_entries(&bytes);
+    let len = bytes.len() as u32;
+    type Spoil<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+    let cases: [(&str, usize, Spoil); 4] = [
+        (
+            "unaligned",
+            1,
+            Box::new(|b| put(b, dir + 16 + 24, entries[1].0 as u32 + 4)),
+        ),
+        (
+            "past the end",
+            2,
+            Box::new(move |b| put(b, dir + 16 + 48 + 4, len + 8)),
+        ),
+        // Starts inside the previous blob.
+        (
+            "overlapping",
+            1,
+            Box::new(|b| put(b, dir + 16 + 24, entries[0].0 as u32)),
+        ),
+        // Starts inside the directory itself.
+        (
+            "in the directory",
+            0,
+            Box::new(|b| put(b, dir + 16, dir as u32)),
+        ),
+    ];
+    for (what, i, spoil) in cases {
+        let mut b = bytes.clone();
+        spoil(&mut b);
+        reseal(&mut b);
+        let file = IndexFile::from_bytes(b).unwrap();
+        assert!(file.has_directory(), "{what}");
+        assert!(file.raw_package(i).is_none(), "{what}");
+        for j in (0..n).filter(|&j| j != i) {
+            assert!(file.raw_package(j).is_some(), "{what}: package {j}");
+        }
+        let err = file.check_written().unwrap_err();
+        assert!(
+            matches!(err, FbError::Damaged { index, .. } if index == i),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("directory entry"), "{what}: {err}");
+    }
+}
+
+#[test]
 fn a_damaged_blob_is_not_copied_and_reading_it_says_so() {
     let model = every_variant();
     let mut bytes = encode(&model);
