@@ -88,9 +88,11 @@
 //! - **Reading** ([`IndexFile::open`], used by `ls`, `show` and an update's
 //!   old file): only the root table, the packages vector's bounds, the
 //!   global vars (deeply: they are small), the schema version and the
-//!   directory's shape are verified up front. Each package is verified when
-//!   it is first used, and only as far as it is read: a package's name (its
-//!   table and name string) before a binary search compares it, the whole
+//!   directory's header and the crc32 of its entries are verified up front
+//!   (an entry is checked to be a place in the file when it is used). Each
+//!   package is verified when it is first used, and only as far as it is
+//!   read: a package's name (its table and name string) before a binary
+//!   search compares it, the whole
 //!   package (FlatBuffers verification with SPK's options, then the semantic
 //!   checks, then, in a file of ours, its crc32, which catches damage
 //!   FlatBuffers cannot see, such as a changed string byte) before it is
