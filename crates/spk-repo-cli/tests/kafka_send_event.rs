@@ -414,11 +414,17 @@ fn unreachable_broker_is_not_delivered_exit_4_naming_broker_and_messages() {
     );
 }
 
+/// A broker that was there and is gone. (Stopped, not set down with the
+/// mock's `broker_down`: that closes the listener and binds its port again
+/// at once, and when the bind fails, as it did once in CI while the other
+/// tests of this file ran, librdkafka asserts and aborts this whole test
+/// process. `faults.rs` tests down-then-up in a process of its own.)
 #[test]
-fn broker_down_is_not_delivered() {
+fn a_stopped_broker_is_not_delivered() {
     let b = broker();
-    let site = Site::new(&b.bootstrap_servers(), "");
-    b.cluster().broker_down(1).expect("down");
+    let servers = b.bootstrap_servers();
+    let site = Site::new(&servers, "");
+    drop(b);
     let out = site.spk(&[
         "repo",
         "send-event",
@@ -430,9 +436,5 @@ fn broker_down_is_not_delivered() {
         P1,
     ]);
     assert_eq!(out.code, 4, "{out:?}");
-    assert!(
-        out.stderr.contains(&b.bootstrap_servers()),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains(&servers), "{}", out.stderr);
 }
