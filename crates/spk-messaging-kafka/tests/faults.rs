@@ -53,19 +53,9 @@ fn in_own_process(name: &str) -> bool {
     if std::env::var(VAR).as_deref() == Ok(name) {
         return true;
     }
-    let exe = std::env::current_exe().expect("test binary");
     for attempt in 1..=3 {
-        let out = std::process::Command::new(&exe)
-            .args(["--exact", name, "--nocapture", "--test-threads=1"])
-            .env(VAR, name)
-            .output()
-            .expect("re-run the test");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if out.status.success() {
+        let (ok, text) = run_in_child(name, VAR, name);
+        if ok {
             assert!(
                 text.contains("1 passed"),
                 "{name} did not run in its child:\n{text}"
@@ -220,14 +210,9 @@ fn reporter_fails_fast_after_a_timeout_and_reports_every_message() {
     assert_eq!(r.start, 7);
 }
 
-/// Runs the test `name` again in a child process with `var=value` set, and
-/// returns `false`; in that child (where `var` is set) returns `true`, so the
-/// caller runs its body. No `std::env::set_var` in this multi-threaded test
-/// process: a secret comes from the environment the way it does for users.
-fn in_child_with(name: &str, var: &str, value: &str) -> bool {
-    if std::env::var(var).as_deref() == Ok(value) {
-        return true;
-    }
+/// Runs the test `name` of this binary alone in a child process with
+/// `var=value` set: whether it passed, and all it printed.
+fn run_in_child(name: &str, var: &str, value: &str) -> (bool, String) {
     let exe = std::env::current_exe().expect("test binary");
     let out = std::process::Command::new(exe)
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
@@ -239,7 +224,19 @@ fn in_child_with(name: &str, var: &str, value: &str) -> bool {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{name} failed in its child:\n{text}");
+    (out.status.success(), text)
+}
+
+/// Runs the test `name` again in a child process with `var=value` set, and
+/// returns `false`; in that child (where `var` is set) returns `true`, so the
+/// caller runs its body. No `std::env::set_var` in this multi-threaded test
+/// process: a secret comes from the environment the way it does for users.
+fn in_child_with(name: &str, var: &str, value: &str) -> bool {
+    if std::env::var(var).as_deref() == Ok(value) {
+        return true;
+    }
+    let (ok, text) = run_in_child(name, var, value);
+    assert!(ok, "{name} failed in its child:\n{text}");
     assert!(
         text.contains("1 passed"),
         "{name} did not run in its child:\n{text}"
