@@ -18,11 +18,9 @@
 //!    own verifier limits; see [`crate::fb`]), then renamed over the index
 //!    and the directory synced: at every moment there is a complete index
 //!    (SPK deletes the old index before renaming, leaving a moment with none);
-//!    the old index keeps a hidden second name ([`RETIRED_PREFIX`]) so that
-//!    it is freed by the next run, beside that run's work, and not by this
-//!    one after its index is in place (freeing a 90 MB file here costs about
-//!    20 ms: its page cache, and the filesystem's discard of its blocks,
-//!    which this disk does synchronously);
+//!    the old index keeps a hidden second name, and the next run writes
+//!    its index into that file when nothing can be reading it, or removes
+//!    it beside its work ([`crate::retire`]);
 //! 6. "index completed" is sent. A reporter that fails is recorded and
 //!    reported in the summary; it never stops or corrupts the run.
 
@@ -40,6 +38,7 @@ use crate::fb::{self, IndexFile, PackagePart};
 use crate::indexed::PackageIndex;
 use crate::lock::{self, LockError, LockHolder};
 use crate::problem::SpecProblem;
+use crate::retire;
 use crate::spfs::SpfsRepo;
 use crate::v0;
 use crate::walk::{self, ProgressFn, ReadHook, Want};
@@ -48,10 +47,7 @@ use crate::walk::{self, ProgressFn, ReadHook, Want};
 pub const INDEX_FILE_NAME: &str = "index_v1.fb";
 /// The prefix of the temp file a run writes before renaming it in (SPK's).
 pub const TEMP_PREFIX: &str = "index_v1.fb_being_generated_";
-/// The prefix of the hidden name an index replaced by a run keeps until the
-/// next run removes it (see the module docs). Readers that still have the
-/// old index open read it as before; nothing else uses the name.
-pub const RETIRED_PREFIX: &str = ".index_v1.fb_retired_";
+pub use crate::retire::RETIRED_PREFIX;
 
 /// Where a repository's index lives.
 pub fn index_dir(root: &Path) -> PathBuf {
@@ -281,19 +277,20 @@ pub fn run_index(
         failures: Mutex::new(Vec::new()),
     };
     let period = Duration::from_millis(cfg.update_event_send_freq_ms.max(1));
-    // Listed now, so that the index this run retires is left for the next.
-    let retired = retired_files(&dir);
+    remove_stale_temps(&dir);
+    lock::remove_stale_private_files(&lock_path);
+    // Indexes replaced by earlier runs: one is written into if nothing can
+    // be reading it, the others are removed beside the work. Listed now, so
+    // that the index this run replaces is left for the next.
+    let temp = dir.join(format!(
+        "{TEMP_PREFIX}{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    let mut retired = retire::list(&dir);
+    let reuse = retire::take_reusable(&mut retired, &temp).map(|f| (temp, f));
     let result = std::thread::scope(|s| {
-        // Indexes retired by earlier runs are freed beside the work.
-        s.spawn(move || {
-            for path in retired {
-                if let Err(e) = std::fs::remove_file(&path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!("could not remove {}: {e}", path.display());
-                    }
-                }
-            }
-        });
+        s.spawn(move || retire::remove(retired));
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let status = &status;
         // "index started" goes out beside the work: neither generation nor
@@ -311,7 +308,7 @@ pub fn run_index(
                 status.send(IndexEvent::InProgress);
             }
         });
-        let r = generate(req, &repo, &dir);
+        let r = generate(req, &repo, &dir, reuse);
         drop(stop_tx);
         if started.join().is_err() {
             tracing::warn!("status: sending \"index started\" failed unexpectedly");
@@ -348,17 +345,6 @@ fn remove_stale_temps(dir: &Path) {
     }
 }
 
-/// The old indexes that earlier runs left to be freed ([`RETIRED_PREFIX`]).
-fn retired_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(RETIRED_PREFIX))
-        .map(|e| e.path())
-        .collect()
-}
-
 /// What to re-read of each named package.
 fn targets(updates: &[PkgIdent]) -> BTreeMap<String, Want> {
     let mut t: BTreeMap<String, Want> = BTreeMap::new();
@@ -382,10 +368,15 @@ fn targets(updates: &[PkgIdent]) -> BTreeMap<String, Want> {
     t
 }
 
-fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSummary, IndexError> {
+/// `reuse`: a temp file to write the index into (a replaced index nothing
+/// reads, [`crate::retire`]); `None`: a new one.
+fn generate(
+    req: &IndexRequest,
+    repo: &SpfsRepo,
+    dir: &Path,
+    reuse: Option<(PathBuf, std::fs::File)>,
+) -> Result<IndexSummary, IndexError> {
     let index_path = dir.join(INDEX_FILE_NAME);
-    remove_stale_temps(dir);
-    lock::remove_stale_private_files(&dir.join(lock::LOCK_FILE_NAME));
     let hook = req.read_hook.as_ref();
     let progress = req.progress.as_ref();
 
@@ -446,7 +437,7 @@ fn generate(req: &IndexRequest, repo: &SpfsRepo, dir: &Path) -> Result<IndexSumm
     // the old file's directory.
     let counts = assembled.counts;
     // Copied packages are written straight from the old file's map.
-    let index_bytes = install(dir, &index_path, &assembled, req.pause_before_rename)?;
+    let index_bytes = install(dir, &index_path, &assembled, req.pause_before_rename, reuse)?;
     drop(assembled);
     drop(old);
     Ok(IndexSummary {
@@ -799,6 +790,8 @@ fn write_synced(index: &fb::Assembled<'_>, file: &std::fs::File) -> std::io::Res
             .unwrap_or_else(|_| Err(std::io::Error::other("the index flusher thread panicked")));
         written.and(flushed)
     })?;
+    // A reused file may have been longer.
+    file.set_len(index.len() as u64)?;
     file.sync_all()
 }
 
@@ -807,19 +800,27 @@ fn write_synced(index: &fb::Assembled<'_>, file: &std::fs::File) -> std::io::Res
 /// packages vector and global vars as any reader checks them, the blob
 /// directory present and every blob's crc32 as recorded when it was
 /// verified (a torn or damaged write), and files of 256 MiB or more
-/// verified whole, as SPK would.
+/// verified whole, as SPK would. The temp file is `reuse` (a replaced index
+/// nothing reads, written over) or a new one.
 fn install(
     dir: &Path,
     index_path: &Path,
     index: &fb::Assembled<'_>,
     pause: Option<Duration>,
+    reuse: Option<(PathBuf, std::fs::File)>,
 ) -> Result<u64, IndexError> {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = dir.join(format!(
-        "{TEMP_PREFIX}{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
+    let (tmp, reused) = match reuse {
+        Some((path, file)) => (path, Some(file)),
+        None => (
+            dir.join(format!(
+                "{TEMP_PREFIX}{}_{}",
+                std::process::id(),
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+            )),
+            None,
+        ),
+    };
     let werr = |path: &Path| {
         let path = path.to_path_buf();
         move |source| IndexError::Write { path, source }
@@ -829,11 +830,14 @@ fn install(
         e
     };
     let t = Instant::now();
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(werr(&tmp))?;
+    let file = match reused {
+        Some(f) => f,
+        None => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(werr(&tmp))?,
+    };
     write_synced(index, &file).map_err(|e| cleanup(werr(&tmp)(e)))?;
     // World-readable, as SPK makes it.
     let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666));
@@ -859,22 +863,8 @@ fn install(
         std::thread::sleep(p);
     }
     // The old index keeps a second name, so that renaming over it does not
-    // free it (the next run does). Without it (no old index, or a
-    // filesystem without hard links) the rename frees it, as before.
-    let retired = dir.join(format!(
-        "{RETIRED_PREFIX}{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    let retired = match std::fs::hard_link(index_path, &retired) {
-        Ok(()) => Some(retired),
-        Err(e) => {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::debug!("the old index is freed now: no second name for it ({e})");
-            }
-            None
-        }
-    };
+    // free it: the next run reuses or removes it.
+    let retired = retire::keep_aside(dir, index_path);
     if let Err(e) = std::fs::rename(&tmp, index_path) {
         if let Some(r) = &retired {
             // A second name of the index still in place: removing it frees

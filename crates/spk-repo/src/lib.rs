@@ -24,6 +24,7 @@ pub mod listing;
 pub mod lock;
 pub mod problem;
 pub mod publish;
+pub mod retire;
 pub mod spfs;
 pub mod v0;
 pub mod walk;

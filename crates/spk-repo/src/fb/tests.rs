@@ -1877,8 +1877,55 @@ fn retired(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     v
 }
 
+/// Publishes one more build of `name` 2.0 (its highest version) in the
+/// repository at `root`.
+fn publish_more(root: &std::path::Path, name: &str, build: &str) {
+    let w = crate::spfs::SpfsWriter::create(root).unwrap();
+    let yaml = format!("pkg: {name}/2.0/{build}\napi: v0/package\n");
+    crate::publish::publish(&w, &yaml, &["build", "run"]).unwrap();
+}
+
 #[test]
-fn a_replaced_index_is_kept_aside_until_the_next_run_frees_it() {
+fn a_replaced_index_nothing_reads_is_written_into_by_the_next_run() {
+    use std::os::unix::fs::MetadataExt;
+    let (d, req) = indexed_repo();
+    let path = crate::index_path(d.path());
+    let first_ino = std::fs::metadata(&path).unwrap().ino();
+    update(&req, "beta");
+    let second_ino = std::fs::metadata(&path).unwrap().ino();
+    assert_ne!(second_ino, first_ino);
+    // The first index, aside, is read by nobody: the next run writes its
+    // index into that very file, and leaves the second aside.
+    publish_more(d.path(), "gamma", "CCCCCCCC");
+    let summary = update(&req, "gamma");
+    assert_eq!(summary.counts.builds, 13);
+    let file = IndexFile::open(&path).unwrap();
+    file.check_written().unwrap();
+    let gamma = file.package("gamma").unwrap().unwrap();
+    assert_eq!(gamma.versions[0].builds.len(), 3);
+    let now = retired(d.path());
+    assert_eq!(now.len(), 1);
+    assert_eq!(std::fs::metadata(&now[0]).unwrap().ino(), second_ino);
+    let reused = std::fs::metadata(&path).unwrap().ino() == first_ino;
+    // Only where the kernel's leases see every opener (see crate::retire).
+    assert_eq!(
+        reused,
+        crate::retire::reusable_here(d.path()),
+        "reused: {reused}"
+    );
+    // Nothing left over: the index, its lock, one file aside.
+    let mut names: Vec<String> = std::fs::read_dir(crate::generate::index_dir(d.path()))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(crate::generate::RETIRED_PREFIX))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["index_v1.fb"]);
+}
+
+#[test]
+fn a_replaced_index_still_read_is_removed_not_written_into() {
     use std::os::unix::fs::MetadataExt;
     let (d, req) = indexed_repo();
     let path = crate::index_path(d.path());
@@ -1896,8 +1943,10 @@ fn a_replaced_index_is_kept_aside_until_the_next_run_frees_it() {
     assert_eq!(std::fs::read(&aside[0]).unwrap(), first);
     assert_eq!(std::fs::metadata(&path).unwrap().nlink(), 1);
     assert_ne!(std::fs::metadata(&path).unwrap().ino(), first_ino);
-    // The next run frees it and leaves the index it replaces aside.
+    // The reader holds it (its map): the next run does not write into it
+    // but removes its name, and leaves the index it replaces aside.
     let second_ino = std::fs::metadata(&path).unwrap().ino();
+    publish_more(d.path(), "gamma", "CCCCCCCC");
     update(&req, "gamma");
     let now = retired(d.path());
     assert_eq!(now.len(), 1);
@@ -1915,20 +1964,34 @@ fn a_replaced_index_is_kept_aside_until_the_next_run_frees_it() {
 #[test]
 fn a_second_name_of_the_live_index_left_by_a_killed_run_is_only_a_name() {
     // Killed between naming the old index aside and renaming the new one
-    // in: the name aside is the live index's. The next run removes the
-    // name; the index stays.
+    // in: the name aside is the live index's. The next run must neither
+    // write into it (it is the index readers open) nor lose it: it removes
+    // the name, and the index stays as it was until the new one replaces it.
+    use std::os::unix::fs::MetadataExt;
     let (d, req) = indexed_repo();
     let path = crate::index_path(d.path());
     let dir = crate::generate::index_dir(d.path());
     let aside = dir.join(format!("{}1_2", crate::generate::RETIRED_PREFIX));
     std::fs::hard_link(&path, &aside).unwrap();
-    let before = IndexFile::open(&path).unwrap().decode().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let before_ino = std::fs::metadata(&path).unwrap().ino();
+    publish_more(d.path(), "beta", "CCCCCCCC");
     update(&req, "beta");
     assert!(!aside.exists());
     let file = IndexFile::open(&path).unwrap();
     file.check_written().unwrap();
-    assert_eq!(file.decode().unwrap(), before);
-    assert_eq!(retired(d.path()).len(), 1);
+    assert_eq!(
+        file.package("beta").unwrap().unwrap().versions[0]
+            .builds
+            .len(),
+        3
+    );
+    assert_ne!(std::fs::metadata(&path).unwrap().ino(), before_ino);
+    // The replaced index, aside now, is the old one, untouched.
+    let now = retired(d.path());
+    assert_eq!(now.len(), 1);
+    assert_eq!(std::fs::metadata(&now[0]).unwrap().ino(), before_ino);
+    assert_eq!(std::fs::read(&now[0]).unwrap(), before);
 }
 
 /// Occurrences of `needle` in `hay`.

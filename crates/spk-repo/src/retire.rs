@@ -1,0 +1,172 @@
+//! The index a run replaces is kept aside under a hidden name, and the next
+//! run either writes its new index into that file or removes it.
+//!
+//! Why: at 100,000 builds the index is 89 MB. Letting the replaced file go
+//! at the end of a run cost 21 ms here after the new index was in place
+//! (its page cache freed, and its blocks discarded synchronously by a
+//! filesystem mounted with `discard`); a fresh 89 MB file costs page cache
+//! and blocks to allocate. Writing the new index into the file replaced the
+//! time before costs neither: an update of one package went from 82.5 to
+//! 53.5 ms (medians of 15 alternated runs).
+//!
+//! When is overwriting a replaced index safe? Readers map the index (we
+//! do, and SPK may), and a reader that opened it before it was replaced
+//! keeps reading that file. So a retired file is written into only when
+//! the kernel says nothing else has it open: a write lease
+//! (`F_SETLEASE`, `F_WRLCK`) is granted only when no other open file,
+//! including one kept alive by a memory map, refers to it; it is taken and
+//! at once released, as a check. After that nothing can open it through
+//! the index's name (it is no longer the index), and it has no other name
+//! (one link). Leases only know the openers of this host, so this is done
+//! only on local filesystems (ext4, xfs, btrfs, tmpfs); elsewhere (NFS, and
+//! any other), and whenever the check fails, the retired file is removed
+//! beside the run's work and a fresh file is written.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The prefix of the hidden name a replaced index keeps until the next run.
+pub const RETIRED_PREFIX: &str = ".index_v1.fb_retired_";
+
+/// The replaced indexes earlier runs left in `dir`.
+pub fn list(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(RETIRED_PREFIX))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Gives the index at `index_path` a second, hidden name in `dir`, so that
+/// renaming a new index over it does not free it. `None` when there is no
+/// index, or the filesystem has no hard links (the rename then frees it).
+pub fn keep_aside(dir: &Path, index_path: &Path) -> Option<PathBuf> {
+    let aside = dir.join(format!(
+        "{RETIRED_PREFIX}{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    match std::fs::hard_link(index_path, &aside) {
+        Ok(()) => Some(aside),
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::debug!("the old index is freed now: no second name for it ({e})");
+            }
+            None
+        }
+    }
+}
+
+/// Of the `retired` files, one renamed to `temp` and opened for writing if
+/// nothing else can be reading it (see the module docs); the rest, and that
+/// one if it cannot be reused (under `temp`), are left in `retired` to be
+/// removed. Called under the index lock.
+pub fn take_reusable(retired: &mut Vec<PathBuf>, temp: &Path) -> Option<File> {
+    let candidate = retired.pop()?;
+    if let Err(e) = std::fs::rename(&candidate, temp) {
+        tracing::debug!("cannot take {}: {e}", candidate.display());
+        retired.push(candidate);
+        return None;
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(temp)
+    {
+        Ok(file) if unread(&file) => Some(file),
+        Ok(_) => {
+            tracing::debug!("the replaced index may still be read: not reused");
+            retired.push(temp.to_path_buf());
+            None
+        }
+        Err(e) => {
+            tracing::debug!("cannot open the replaced index to reuse it: {e}");
+            retired.push(temp.to_path_buf());
+            None
+        }
+    }
+}
+
+/// Removes `paths`, saying why one could not be removed.
+pub fn remove(paths: Vec<PathBuf>) {
+    for path in paths {
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("could not remove {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// Whether `file` is a plain file with one name, on a local filesystem, that
+/// no other open file refers to.
+fn unread(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match file.metadata() {
+        Ok(m) if m.is_file() && m.nlink() == 1 => local(file) && no_other_opener(file),
+        _ => false,
+    }
+}
+
+/// Whether replaced indexes can be written into on the filesystem of `dir`
+/// (for tests: what to expect there).
+pub fn reusable_here(dir: &Path) -> bool {
+    File::open(dir).is_ok_and(|d| local(&d))
+}
+
+/// Whether the filesystem of `file` is one whose leases see every opener.
+#[cfg(target_os = "linux")]
+fn local(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    const EXT: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    const BTRFS: i64 = 0x9123_683E;
+    const TMPFS: i64 = 0x0102_1994;
+    let mut buf = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: fstatfs writes a statfs into the buffer, which is large
+    // enough, and reads nothing else; the fd is open for the call.
+    #[allow(unsafe_code)]
+    let (r, buf) = unsafe {
+        let r = libc::fstatfs(file.as_raw_fd(), buf.as_mut_ptr());
+        (r, buf.assume_init())
+    };
+    #[allow(clippy::unnecessary_cast)]
+    let kind = buf.f_type as i64;
+    r == 0 && [EXT, XFS, BTRFS, TMPFS].contains(&kind)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn local(_: &File) -> bool {
+    false
+}
+
+/// Takes a write lease on `file` and releases it at once: granted only if
+/// no other open file refers to it. A lease break meanwhile (someone opening
+/// it in that instant) is signalled with SIGURG, which is ignored unless
+/// handled, rather than SIGIO, which would end the process.
+#[cfg(target_os = "linux")]
+fn no_other_opener(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    /// Linux's `F_SETSIG` (`<fcntl.h>`, the same on every architecture),
+    /// which the libc crate does not export.
+    const F_SETSIG: libc::c_int = 10;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on an fd this File owns, with integer arguments only.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::fcntl(fd, F_SETSIG, libc::SIGURG) == -1 {
+            return false;
+        }
+        if libc::fcntl(fd, libc::F_SETLEASE, libc::F_WRLCK) == -1 {
+            return false;
+        }
+        libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) != -1
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_other_opener(_: &File) -> bool {
+    false
+}
