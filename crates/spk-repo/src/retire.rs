@@ -18,8 +18,11 @@
 //! at once released, as a check. After that nothing can open it through
 //! the index's name (it is no longer the index), and it has no other name
 //! (one link). Leases only know the openers of this host, so this is done
-//! only on local filesystems (ext4, xfs, btrfs, tmpfs); elsewhere (NFS, and
-//! any other), and whenever the check fails, the retired file is removed
+//! only on local filesystems (ext4, xfs, btrfs, tmpfs), and not when this
+//! host's NFS server exports the directory (`/proc/fs/nfs/exports`: an
+//! NFSv3 client reads without an open file on the server, so its map of
+//! the old index would not be seen). Elsewhere (NFS, any other
+//! filesystem), and whenever a check fails, the retired file is removed
 //! beside the run's work and a fresh file is written.
 
 use std::fs::File;
@@ -75,7 +78,7 @@ pub fn take_reusable(retired: &mut Vec<PathBuf>, temp: &Path) -> Option<File> {
         .write(true)
         .open(temp)
     {
-        Ok(file) if unread(&file) => Some(file),
+        Ok(file) if unread(&file, temp) => Some(file),
         Ok(_) => {
             tracing::debug!("the replaced index may still be read: not reused");
             retired.push(temp.to_path_buf());
@@ -100,14 +103,65 @@ pub fn remove(paths: Vec<PathBuf>) {
     }
 }
 
-/// Whether `file` is a plain file with one name, on a local filesystem, that
-/// no other open file refers to.
-fn unread(file: &File) -> bool {
+/// Whether `file` (at `path`) is a plain file with one name, on a local
+/// filesystem this host does not export over NFS, that no other open file
+/// refers to.
+fn unread(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     match file.metadata() {
-        Ok(m) if m.is_file() && m.nlink() == 1 => local(file) && no_other_opener(file),
+        Ok(m) if m.is_file() && m.nlink() == 1 => {
+            local(file) && !nfs_exported(path) && no_other_opener(file)
+        }
         _ => false,
     }
+}
+
+/// Whether this host's NFS server exports a directory that holds `path`.
+fn nfs_exported(path: &Path) -> bool {
+    match std::fs::read_to_string("/proc/fs/nfs/exports") {
+        Ok(text) => {
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            exported_in(&text, &path)
+        }
+        // No NFS server running here.
+        Err(_) => false,
+    }
+}
+
+/// Whether the exports table `text` (as in `/proc/fs/nfs/exports`: a path,
+/// with space, tab, newline and backslash written as octal escapes, then
+/// its clients; `#` comments) has a path that holds `path`.
+fn exported_in(text: &str, path: &Path) -> bool {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split([' ', '\t']).next())
+        .filter(|p| !p.is_empty())
+        .any(|p| path.starts_with(unescape_octal(p)))
+}
+
+/// `\ooo` octal escapes to their bytes.
+fn unescape_octal(s: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                let v = d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+                out.push(u8::try_from(v).unwrap_or(b'?'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// Whether replaced indexes can be written into on the filesystem of `dir`
@@ -169,4 +223,35 @@ fn no_other_opener(file: &File) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn no_other_opener(_: &File) -> bool {
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPORTS: &str = "# Version 1.1\n# Path Client(Flags) # IPs\n/srv/spk\t*(rw,root_squash,sync,wdelay,no_subtree_check,sec=1)\n/data/my\\040repos\t10.0.0.0/8(ro,sec=1)\n";
+
+    #[test]
+    fn a_directory_under_an_export_is_exported() {
+        for (path, exported) in [
+            ("/srv/spk/origin/index/spk/x", true),
+            ("/srv/spk", true),
+            ("/srv/spkother/index", false),
+            ("/srv", false),
+            ("/data/my repos/origin/index/spk/x", true),
+            ("/data/my\\040repos/origin", false),
+            ("/home/origin", false),
+        ] {
+            assert_eq!(exported_in(EXPORTS, Path::new(path)), exported, "{path}");
+        }
+        assert!(!exported_in("# Version 1.1\n", Path::new("/srv/spk")));
+        assert!(!exported_in("", Path::new("/")));
+    }
+
+    #[test]
+    fn octal_escapes_are_read_and_others_kept() {
+        assert_eq!(unescape_octal("/a\\040b\\011c"), PathBuf::from("/a b\tc"));
+        assert_eq!(unescape_octal("/a\\134b"), PathBuf::from("/a\\b"));
+        assert_eq!(unescape_octal("/a\\9b\\"), PathBuf::from("/a\\9b\\"));
+    }
 }
