@@ -73,9 +73,13 @@ pub fn take_reusable(retired: &mut Vec<PathBuf>, temp: &Path) -> Option<File> {
         retired.push(candidate);
         return None;
     }
+    use std::os::unix::fs::OpenOptionsExt;
+    // Not through a symbolic link: whoever can write the index directory
+    // must not be able to point a run at another file to overwrite.
     match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(temp)
     {
         Ok(file) if unread(&file, temp) => Some(file),

@@ -1925,6 +1925,42 @@ fn a_replaced_index_nothing_reads_is_written_into_by_the_next_run() {
 }
 
 #[test]
+fn a_link_named_as_a_replaced_index_never_gets_a_file_overwritten() {
+    // A symbolic link, or a second hard link, under the name of a replaced
+    // index, to a file elsewhere (alone: a run takes one candidate): the
+    // run does not write into the file, and removes only the name.
+    let (d, req) = indexed_repo();
+    let dir = crate::generate::index_dir(d.path());
+    let outside = tempfile::tempdir().unwrap();
+    let name = dir.join(format!("{}1_1", crate::generate::RETIRED_PREFIX));
+    for symbolic in [true, false] {
+        // Leave no replaced index of our own behind: it would be taken
+        // first or instead.
+        for r in retired(d.path()) {
+            std::fs::remove_file(r).unwrap();
+        }
+        let victim = outside.path().join(format!("victim-{symbolic}"));
+        std::fs::write(&victim, b"precious").unwrap();
+        if symbolic {
+            std::os::unix::fs::symlink(&victim, &name).unwrap();
+        } else {
+            std::fs::hard_link(&victim, &name).unwrap();
+        }
+        assert_eq!(retired(d.path()), std::slice::from_ref(&name));
+        update(&req, "beta");
+        assert!(std::fs::symlink_metadata(&name).is_err(), "{symbolic}");
+        assert!(
+            std::fs::read(&victim).unwrap() == b"precious",
+            "symbolic: {symbolic}: the file behind the name was overwritten"
+        );
+        IndexFile::open(crate::index_path(d.path()))
+            .unwrap()
+            .check_written()
+            .unwrap();
+    }
+}
+
+#[test]
 fn a_replaced_index_still_read_is_removed_not_written_into() {
     use std::os::unix::fs::MetadataExt;
     let (d, req) = indexed_repo();
