@@ -394,11 +394,6 @@ fn off32(n: usize) -> u32 {
     })
 }
 
-/// Lays the file out: header (root offset, root vtable and table, the
-/// packages vector), directory (each blob's place and crc32), global vars
-/// blob, then the package blobs, one after the other at 8-aligned
-/// positions. Returns the bytes up to the first package blob (all of the
-/// file when there is none) and the file's length.
 /// A package blob to be placed, with what its directory entry records.
 struct Placed<'a> {
     bytes: &'a [u8],
@@ -412,6 +407,12 @@ fn count32(n: u64) -> u32 {
     u32::try_from(n).unwrap_or_else(|_| panic!("a package with {n} versions or builds"))
 }
 
+/// Lays the file out: header (root offset, root vtable and table, the
+/// packages vector), directory (each blob's place, crc32 and counts, and
+/// the crc32 of the entries), global vars blob, then the package blobs, one
+/// after the other at 8-aligned positions. Returns the bytes up to the
+/// first package blob (all of the file when there is none) and the file's
+/// length.
 fn layout(packages: &[Placed<'_>], globals: Option<&[u8]>) -> (Vec<u8>, usize) {
     let n = packages.len();
     let has_pkgs = n > 0;
