@@ -6,12 +6,12 @@
 //! (its page cache freed, and its blocks discarded synchronously by a
 //! filesystem mounted with `discard`); a fresh 89 MB file costs page cache
 //! and blocks to allocate. Writing the new index into the file replaced the
-//! time before costs neither: an update of one package went from 82.5 to
-//! 53.5 ms (medians of 15 alternated runs).
+//! time before costs neither: an update of one package went from 71.7 to
+//! 48.9 ms (medians of 21 alternated runs).
 //!
 //! When is overwriting a replaced index safe? Readers map the index (we
-//! do, and SPK may), and a reader that opened it before it was replaced
-//! keeps reading that file. So a retired file is written into only when
+//! do, and SPK keeps its map for as long as its loaded index lives), and a
+//! reader that opened it before it was replaced keeps reading that file. So a retired file is written into only when
 //! the kernel says nothing else has it open: a write lease
 //! (`F_SETLEASE`, `F_WRLCK`) is granted only when no other open file,
 //! including one kept alive by a memory map, refers to it; it is taken and
