@@ -56,6 +56,46 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Deletes topics on `bootstrap` and waits until their metadata no longer
+/// shows them.
+pub fn delete_topics_on(bootstrap: &str, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let results = futures::executor::block_on(admin.delete_topics(
+        topics,
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("delete topics");
+    for r in results {
+        if let Err((t, e)) = r {
+            panic!("cannot delete topic {t}: {e}");
+        }
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for t in topics {
+        loop {
+            let gone = consumer
+                .fetch_metadata(Some(t), Duration::from_secs(5))
+                .map(|m| m.topics().iter().all(|mt| mt.partitions().is_empty()))
+                .unwrap_or(false);
+            if gone {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "topic {t} still there after 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 /// Creates topics on `bootstrap` and waits until their metadata shows.
 pub fn create_topics_on(bootstrap: &str, topics: &[&str], partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

@@ -430,6 +430,47 @@ fn broker_stopped_and_restarted_under_a_running_indexer() {
 }
 
 #[test]
+fn topics_deleted_and_recreated_under_a_supervised_indexer() {
+    // An operator deletes both topics and creates them again (to change
+    // partitions, or to start over). What was published on the new topics
+    // must get indexed, with the indexer run as examples/ops runs it
+    // (systemd, Restart=on-failure). Against Tansu 0.6, librdkafka 2.12.1
+    // crashes here (SIGSEGV in rd_kafka_metadata_update_op, strcmp of a
+    // topic name that is NULL in rd_kafka_metadata_cache_find; upstream
+    // librdkafka issue #5280 has the same crash site), so the test does
+    // what the supervisor does: an indexer that exited is started again.
+    let fx = fixture(3);
+    let mut idx = IndexerProc::start(&fx.site, "main", &[]);
+    fx.wait_heartbeat(&idx);
+    let since = now();
+    write_spec(&fx.repo, "pkg-00", "8.0.0", BUILD);
+    fx.send_file(&fx.event_line("package published", &format!("pkg-00/8.0.0/{BUILD}")));
+    assert_eq!(fx.wait_index(since, &[]).status.code(), Some(0));
+
+    delete_topics_on(&fx.bootstrap, &[&fx.pkg_topic, &fx.idx_topic]);
+    create_topics_on(&fx.bootstrap, &[&fx.pkg_topic], 3);
+    create_topics_on(&fx.bootstrap, &[&fx.idx_topic], 1);
+    std::thread::sleep(Duration::from_secs(3));
+    if let Some(status) = idx.child.try_wait().unwrap() {
+        eprintln!(
+            "the indexer exited ({status}) after its topics were re-created; started again, as Restart=on-failure would; its log:\n{}",
+            idx.log_text()
+        );
+        idx = IndexerProc::start(&fx.site, "main", &[]);
+    }
+    // Its heartbeats reach the new status topic (a waiter with no
+    // heartbeat in view takes the indexer for down).
+    fx.wait_heartbeat(&idx);
+    let since = now();
+    write_spec(&fx.repo, "pkg-01", "8.0.0", BUILD);
+    fx.send_file(&fx.event_line("package published", &format!("pkg-01/8.0.0/{BUILD}")));
+    let out = fx.wait_index(since, &[]);
+    assert_eq!(out.status.code(), Some(0), "log:\n{}", idx.log_text());
+    assert!(idx.is_running(), "log:\n{}", idx.log_text());
+    fx.assert_index_matches_repo();
+}
+
+#[test]
 fn send_event_wait_is_not_fooled_by_a_run_that_ended_just_before() {
     // A run completes (by hand), then in the same second a new build is
     // published with --wait: only the indexer's later run covers it, and
