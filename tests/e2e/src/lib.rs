@@ -56,58 +56,47 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Deletes topics on `bootstrap` and waits until their metadata no longer
-/// shows them.
-pub fn delete_topics_on(bootstrap: &str, topics: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+fn admin_on(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
-        .expect("admin client");
-    let results = futures::executor::block_on(admin.delete_topics(
-        topics,
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ))
-    .expect("delete topics");
-    for r in results {
-        if let Err((t, e)) = r {
-            panic!("cannot delete topic {t}: {e}");
-        }
-    }
+        .expect("admin client")
+}
+
+/// Polls the metadata of each of `topics` on `bootstrap` until `done`
+/// holds of it, for at most `limit`; then panics, saying the topic `what`.
+fn wait_for_topics(
+    bootstrap: &str,
+    topics: &[&str],
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&str, &rdkafka::metadata::Metadata) -> bool,
+) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("consumer");
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + limit;
     for t in topics {
-        loop {
-            let gone = consumer
-                .fetch_metadata(Some(t), Duration::from_secs(5))
-                .map(|m| m.topics().iter().all(|mt| mt.partitions().is_empty()))
-                .unwrap_or(false);
-            if gone {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "topic {t} still there after 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
+        while !consumer
+            .fetch_metadata(Some(t), Duration::from_secs(5))
+            .is_ok_and(|md| done(t, &md))
+        {
+            assert!(Instant::now() < deadline, "topic {t} {what}");
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
 /// Creates topics on `bootstrap` and waits until their metadata shows.
 pub fn create_topics_on(bootstrap: &str, topics: &[&str], partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let res = futures::executor::block_on(admin.create_topics(&new, &opts)).expect("create topics");
+    let res = futures::executor::block_on(admin_on(bootstrap).create_topics(&new, &opts))
+        .expect("create topics");
     for r in res {
         if let Err((t, e)) = r {
             if e != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
@@ -115,27 +104,37 @@ pub fn create_topics_on(bootstrap: &str, topics: &[&str], partitions: i32) {
             }
         }
     }
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for t in topics {
-        loop {
-            let md = consumer.fetch_metadata(Some(t), Duration::from_secs(5));
-            if let Ok(md) = md {
-                if md
-                    .topics()
-                    .iter()
-                    .any(|x| x.name() == *t && x.error().is_none() && !x.partitions().is_empty())
-                {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "topic {t} did not appear");
-            std::thread::sleep(Duration::from_millis(100));
+    wait_for_topics(
+        bootstrap,
+        topics,
+        Duration::from_secs(20),
+        "did not appear",
+        |t, md| {
+            md.topics()
+                .iter()
+                .any(|x| x.name() == t && x.error().is_none() && !x.partitions().is_empty())
+        },
+    );
+}
+
+/// Deletes topics on `bootstrap` and waits until their metadata no longer
+/// shows them.
+pub fn delete_topics_on(bootstrap: &str, topics: &[&str]) {
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let res = futures::executor::block_on(admin_on(bootstrap).delete_topics(topics, &opts))
+        .expect("delete topics");
+    for r in res {
+        if let Err((t, e)) = r {
+            panic!("cannot delete topic {t}: {e}");
         }
     }
+    wait_for_topics(
+        bootstrap,
+        topics,
+        Duration::from_secs(30),
+        "still there after 30 s",
+        |_, md| md.topics().iter().all(|x| x.partitions().is_empty()),
+    );
 }
 
 pub fn create_topics(topics: &[&str], partitions: i32) {

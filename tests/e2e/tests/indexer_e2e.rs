@@ -112,6 +112,16 @@ impl Fx {
         self.site.run(&args)
     }
 
+    /// Publishes `name` 8.0.0, sends its event, and asserts that the index
+    /// catches up (`wait-index` exits 0).
+    fn publish_and_wait(&self, idx: &IndexerProc, name: &str) {
+        let since = now();
+        write_spec(&self.repo, name, "8.0.0", BUILD);
+        self.send_file(&self.event_line("package published", &format!("{name}/8.0.0/{BUILD}")));
+        let out = self.wait_index(since, &[]);
+        assert_eq!(out.status.code(), Some(0), "log:\n{}", idx.log_text());
+    }
+
     fn assert_index_matches_repo(&self) {
         let with = ls_all(&self.site, "origin", false);
         let without = ls_all(&self.site, "origin", true);
@@ -405,10 +415,7 @@ fn broker_stopped_and_restarted_under_a_running_indexer() {
     let fx = fixture_on(&bootstrap, 5, true);
     let mut idx = IndexerProc::start(&fx.site, "main", &[]);
     fx.wait_heartbeat(&idx);
-    let since = now();
-    write_spec(&fx.repo, "pkg-00", "8.0.0", BUILD);
-    fx.send_file(&fx.event_line("package published", &format!("pkg-00/8.0.0/{BUILD}")));
-    assert_eq!(fx.wait_index(since, &[]).status.code(), Some(0));
+    fx.publish_and_wait(&idx, "pkg-00");
 
     // Stop the broker for a while; the indexer must ride it out.
     drop(broker);
@@ -419,11 +426,7 @@ fn broker_stopped_and_restarted_under_a_running_indexer() {
         idx.log_text()
     );
     broker = start_broker();
-    let since = now();
-    write_spec(&fx.repo, "pkg-01", "8.0.0", BUILD);
-    fx.send_file(&fx.event_line("package published", &format!("pkg-01/8.0.0/{BUILD}")));
-    let out = fx.wait_index(since, &[]);
-    assert_eq!(out.status.code(), Some(0), "log:\n{}", idx.log_text());
+    fx.publish_and_wait(&idx, "pkg-01");
     assert!(idx.is_running());
     fx.assert_index_matches_repo();
     drop(broker);
@@ -442,10 +445,7 @@ fn topics_deleted_and_recreated_under_a_supervised_indexer() {
     let fx = fixture(3);
     let mut idx = IndexerProc::start(&fx.site, "main", &[]);
     fx.wait_heartbeat(&idx);
-    let since = now();
-    write_spec(&fx.repo, "pkg-00", "8.0.0", BUILD);
-    fx.send_file(&fx.event_line("package published", &format!("pkg-00/8.0.0/{BUILD}")));
-    assert_eq!(fx.wait_index(since, &[]).status.code(), Some(0));
+    fx.publish_and_wait(&idx, "pkg-00");
 
     delete_topics_on(&fx.bootstrap, &[&fx.pkg_topic, &fx.idx_topic]);
     create_topics_on(&fx.bootstrap, &[&fx.pkg_topic], 3);
@@ -461,11 +461,7 @@ fn topics_deleted_and_recreated_under_a_supervised_indexer() {
     // Its heartbeats reach the new status topic (a waiter with no
     // heartbeat in view takes the indexer for down).
     fx.wait_heartbeat(&idx);
-    let since = now();
-    write_spec(&fx.repo, "pkg-01", "8.0.0", BUILD);
-    fx.send_file(&fx.event_line("package published", &format!("pkg-01/8.0.0/{BUILD}")));
-    let out = fx.wait_index(since, &[]);
-    assert_eq!(out.status.code(), Some(0), "log:\n{}", idx.log_text());
+    fx.publish_and_wait(&idx, "pkg-01");
     assert!(idx.is_running(), "log:\n{}", idx.log_text());
     fx.assert_index_matches_repo();
 }
