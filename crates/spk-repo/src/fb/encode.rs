@@ -300,16 +300,8 @@ pub fn assemble<'a>(
     for b in &blobs {
         counts.add(b.counts());
     }
-    let placed: Vec<Placed<'_>> = blobs
-        .iter()
-        .map(|b| Placed {
-            bytes: b.bytes(),
-            crc: b.crc(),
-            counts: b.counts(),
-        })
-        .collect();
     let globals = encode_global_vars(global_vars)?;
-    let (head, len) = layout(&placed, globals.as_deref());
+    let (head, len) = layout(&blobs, globals.as_deref());
     Ok(Assembled {
         head,
         blobs,
@@ -394,13 +386,6 @@ fn off32(n: usize) -> u32 {
     })
 }
 
-/// A package blob to be placed, with what its directory entry records.
-struct Placed<'a> {
-    bytes: &'a [u8],
-    crc: u32,
-    counts: IndexCounts,
-}
-
 /// A count as the directory's u32: the index has far fewer than 4 billion
 /// versions or builds (a build takes more than one byte), so this holds.
 fn count32(n: u64) -> u32 {
@@ -413,7 +398,7 @@ fn count32(n: u64) -> u32 {
 /// after the other at 8-aligned positions. Returns the bytes up to the
 /// first package blob (all of the file when there is none) and the file's
 /// length.
-fn layout(packages: &[Placed<'_>], globals: Option<&[u8]>) -> (Vec<u8>, usize) {
+fn layout(packages: &[Ready<'_>], globals: Option<&[u8]>) -> (Vec<u8>, usize) {
     let n = packages.len();
     let has_pkgs = n > 0;
     let has_globals = globals.is_some();
@@ -455,7 +440,7 @@ fn layout(packages: &[Placed<'_>], globals: Option<&[u8]>) -> (Vec<u8>, usize) {
     let mut starts = Vec::with_capacity(n);
     for p in packages {
         starts.push(cursor);
-        cursor = align_up(cursor + p.bytes.len(), BLOB_ALIGN);
+        cursor = align_up(cursor + p.bytes().len(), BLOB_ALIGN);
     }
     let total = cursor;
     let head_len = starts.first().copied().unwrap_or(total);
@@ -480,14 +465,15 @@ fn layout(packages: &[Placed<'_>], globals: Option<&[u8]>) -> (Vec<u8>, usize) {
         put_u32(&mut out, dir_pos + 8, off32(n));
         for (i, (p, &start)) in packages.iter().zip(&starts).enumerate() {
             let slot = vec_pos + 4 + 4 * i;
-            put_u32(&mut out, slot, off32(start + blob_root(p.bytes) - slot));
+            put_u32(&mut out, slot, off32(start + blob_root(p.bytes()) - slot));
             let d = dir_pos + DIRECTORY_HEADER + DIRECTORY_ENTRY * i;
+            let counts = p.counts();
             put_u32(&mut out, d, off32(start));
-            put_u32(&mut out, d + 4, off32(start + p.bytes.len()));
-            put_u32(&mut out, d + 8, p.crc);
-            put_u32(&mut out, d + 12, count32(p.counts.versions));
-            put_u32(&mut out, d + 16, count32(p.counts.builds));
-            put_u32(&mut out, d + 20, count32(p.counts.deprecated));
+            put_u32(&mut out, d + 4, off32(start + p.bytes().len()));
+            put_u32(&mut out, d + 8, p.crc());
+            put_u32(&mut out, d + 12, count32(counts.versions));
+            put_u32(&mut out, d + 16, count32(counts.builds));
+            put_u32(&mut out, d + 20, count32(counts.deprecated));
         }
         let entries = dir_pos + DIRECTORY_HEADER..dir_end;
         let crc = crc32fast::hash(&out[entries]);
