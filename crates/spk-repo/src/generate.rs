@@ -282,13 +282,11 @@ pub fn run_index(
     // Indexes replaced by earlier runs: one is written into if nothing can
     // be reading it, the others are removed beside the work. Listed now, so
     // that the index this run replaces is left for the next.
-    let temp = dir.join(format!(
-        "{TEMP_PREFIX}{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    let mut retired = retire::list(&dir);
-    let reuse = retire::take_reusable(&mut retired, &temp).map(|f| (temp, f));
+    // Its own name: one not reused is removed by the thread below while
+    // the index is written under another.
+    let reuse_temp = retire::unique_path(&dir, &format!("{TEMP_PREFIX}reused_"));
+    let mut retired = retire::list(&dir, RETIRED_PREFIX);
+    let reuse = retire::take_reusable(&mut retired, &reuse_temp).map(|f| (reuse_temp, f));
     let result = std::thread::scope(|s| {
         s.spawn(move || retire::remove(retired));
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -334,14 +332,9 @@ pub fn run_index(
 /// leaves its temp file behind when verification fails). Called under the
 /// lock, so no live run's temp file is removed.
 fn remove_stale_temps(dir: &Path) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-            tracing::info!("removing {} left by an interrupted run", e.path().display());
-            let _ = std::fs::remove_file(e.path());
-        }
+    for path in retire::list(dir, TEMP_PREFIX) {
+        tracing::info!("removing {} left by an interrupted run", path.display());
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -670,16 +663,12 @@ fn read_targets(
                 Err(e) => Err(e.to_string()),
             })
         };
-    let in_repo: Vec<bool> = wanted
-        .iter()
-        .map(|(name, _)| repo.has_package(name))
-        .collect::<Result<_, _>>()?;
-    let in_repo: BTreeSet<&str> = wanted
-        .iter()
-        .zip(in_repo)
-        .filter(|(_, has)| *has)
-        .map(|((n, _), _)| n.as_str())
-        .collect();
+    let mut in_repo: BTreeSet<&str> = BTreeSet::new();
+    for (name, _) in wanted {
+        if repo.has_package(name)? {
+            in_repo.insert(name);
+        }
+    }
     Ok(in_tasks(wanted, req.progress.as_ref(), |chunk| {
         // Versions kept from the old index, decoded now; a damaged old
         // package is read whole instead.
@@ -812,21 +801,15 @@ fn install(
     use std::os::unix::fs::PermissionsExt;
     let (tmp, reused) = match reuse {
         Some((path, file)) => (path, Some(file)),
-        None => (
-            dir.join(format!(
-                "{TEMP_PREFIX}{}_{}",
-                std::process::id(),
-                chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-            )),
-            None,
-        ),
+        None => (retire::unique_path(dir, TEMP_PREFIX), None),
     };
+    let tmp = tmp.as_path();
     let werr = |path: &Path| {
         let path = path.to_path_buf();
         move |source| IndexError::Write { path, source }
     };
     let cleanup = |e: IndexError| {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
         e
     };
     let t = Instant::now();
@@ -835,12 +818,12 @@ fn install(
         None => std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&tmp)
-            .map_err(werr(&tmp))?,
+            .open(tmp)
+            .map_err(werr(tmp))?,
     };
-    write_synced(index, &file).map_err(|e| cleanup(werr(&tmp)(e)))?;
+    write_synced(index, &file).map_err(|e| cleanup(werr(tmp)(e)))?;
     // World-readable, as SPK makes it.
-    let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666));
+    let _ = std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o666));
     drop(file);
     tracing::debug!(
         "wrote and synced {} bytes in {:?}",
@@ -849,11 +832,11 @@ fn install(
     );
     let t = Instant::now();
     // Read back what is on disk and check it before using it.
-    IndexFile::open(&tmp)
+    IndexFile::open(tmp)
         .and_then(|written| written.check_written())
         .map_err(|source| {
             cleanup(IndexError::Verify {
-                path: tmp.clone(),
+                path: tmp.to_path_buf(),
                 source,
             })
         })?;
@@ -865,7 +848,7 @@ fn install(
     // The old index keeps a second name, so that renaming over it does not
     // free it: the next run reuses or removes it.
     let retired = retire::keep_aside(dir, index_path);
-    if let Err(e) = std::fs::rename(&tmp, index_path) {
+    if let Err(e) = std::fs::rename(tmp, index_path) {
         if let Some(r) = &retired {
             // A second name of the index still in place: removing it frees
             // nothing.

@@ -31,26 +31,32 @@ use std::path::{Path, PathBuf};
 /// The prefix of the hidden name a replaced index keeps until the next run.
 pub const RETIRED_PREFIX: &str = ".index_v1.fb_retired_";
 
-/// The replaced indexes earlier runs left in `dir`.
-pub fn list(dir: &Path) -> Vec<PathBuf> {
+/// The files in `dir` whose names start with `prefix` (the replaced
+/// indexes earlier runs left, [`RETIRED_PREFIX`]; temp files).
+pub fn list(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     rd.flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(RETIRED_PREFIX))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
         .map(|e| e.path())
         .collect()
+}
+
+/// `<dir>/<prefix><pid>_<ns>`: a name no other run uses.
+pub fn unique_path(dir: &Path, prefix: &str) -> PathBuf {
+    dir.join(format!(
+        "{prefix}{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ))
 }
 
 /// Gives the index at `index_path` a second, hidden name in `dir`, so that
 /// renaming a new index over it does not free it. `None` when there is no
 /// index, or the filesystem has no hard links (the rename then frees it).
 pub fn keep_aside(dir: &Path, index_path: &Path) -> Option<PathBuf> {
-    let aside = dir.join(format!(
-        "{RETIRED_PREFIX}{}_{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
+    let aside = unique_path(dir, RETIRED_PREFIX);
     match std::fs::hard_link(index_path, &aside) {
         Ok(()) => Some(aside),
         Err(e) => {
