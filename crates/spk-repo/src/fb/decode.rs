@@ -378,8 +378,9 @@ impl IndexFile {
 
     /// For a file with a directory, package `i`'s blob after checking that
     /// the packages vector points at its root and that its bytes have the
-    /// crc32 recorded when it was written; `None` without a directory.
-    fn checked_blob(&self, i: usize) -> Option<Result<(&[u8], u32), FbError>> {
+    /// crc32 recorded when it was written, with its directory entry; `None`
+    /// without a directory.
+    fn checked_blob(&self, i: usize) -> Option<Result<(&[u8], Entry), FbError>> {
         let damaged = |problem: String| FbError::Damaged {
             path: self.path.clone(),
             index: i,
@@ -409,7 +410,7 @@ impl IndexFile {
                 e.start, e.end, e.crc
             ))));
         }
-        Some(Ok((blob, crc)))
+        Some(Ok((blob, e)))
     }
 
     /// Package names, in file order (sorted, for a valid index). Each is
@@ -616,18 +617,14 @@ impl IndexFile {
             .checked_blob(i)?
             .and_then(|b| Ok((b, self.name_at(i)?)));
         match checked {
-            Ok(((bytes, crc), name)) => {
-                // Checked by checked_blob.
-                let e = self.directory?.entry(&self.bytes, i)?;
-                Some(RawPackage {
-                    name,
-                    bytes,
-                    crc,
-                    counts: e.counts,
-                    file_bytes: &self.bytes,
-                    start: e.start,
-                })
-            }
+            Ok(((bytes, e), name)) => Some(RawPackage {
+                name,
+                bytes,
+                crc: e.crc,
+                counts: e.counts,
+                file_bytes: &self.bytes,
+                start: e.start,
+            }),
             Err(e) => {
                 tracing::warn!("{e}; the package will not be copied as it is");
                 None
